@@ -81,7 +81,7 @@ class SentenceTransformerEmbedder(EmbedderBase):
                 f"Cannot load sentence-transformers model {model!r}: {exc}. "
                 "Set RAG_EMBEDDING_MODEL to a local model folder (this app never downloads at run time)."
             ) from exc
-        self.dim = int(self._model.get_sentence_embedding_dimension())
+        self.dim = int(self._model.get_embedding_dimension())
         self.name = f"sentence-transformers/{model}"
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:

@@ -44,7 +44,11 @@ class CorpusIndex:
             return loaded
         docs = [tokenize(lexical_text(self.chunks[i])) for i in ids]
         vocabulary = {t for d in docs for t in d}
-        built = BM25Index(ids, docs, {"bridge": dictionary_bridge(vocabulary)})
+        # words of the single-language files: an English word found only in the bilingual
+        # transcript's English lines can only ever point a question at that one file
+        monolingual = sorted({t for i, d in zip(ids, docs) if not self.chunks[i].parallel_text for t in d})
+        extras = {"bridge": dictionary_bridge(vocabulary), "monolingual": monolingual}
+        built = BM25Index(ids, docs, extras)
         built.save(self.lexical_path)
         return built
 

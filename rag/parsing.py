@@ -43,6 +43,7 @@ _FOOTER_HEADING = re.compile(r"往期|推荐阅读|相关阅读|精彩回顾")
 _BOILERPLATE = re.compile(r"关注公众号|二维码|阅读约需|素材来源|--END--|联系负责人|点击链接填写")
 _URL = re.compile(r"https?://\S+")
 _TIMELINE = re.compile(r"^\*\*\d+(?::\d\d){1,2}\*\*")
+_LIST_ITEM = re.compile(r"^[ \t]*(?:>[ \t]?)*[ \t]*(?:[*+-]|\d{1,3}[.)])[ \t]+\S")
 _RULE = re.compile(r"^\s*(?:\*\s*){3,}$|^\s*(?:-\s*){3,}$")
 _ANNOUNCE = re.compile(r"看看|转向|听听|接下来")  # narration cues that introduce the next guest
 _WRAP_UP = re.compile(r"以上就是|总结到这里")
@@ -217,6 +218,8 @@ def _parse_labelled(lines: list[_Line], source: str, speakers: SpeakerTable) -> 
             first_line_of_section = False
             continue
 
+        if _LIST_ITEM.match(ln.text):
+            in_paragraph = False  # each list item is a paragraph of its own
         quoted = stripped.startswith(">")
         named = speakers.mentioned(ln.text)
         announces = len(named) == 1 and (

@@ -45,6 +45,8 @@ class Tuning:
     lexical_weight: float = 1.0
     glossary_weight: float = 1.0
     dictionary_weight: float = 0.4
+    bilingual_only_weight: float = 0.1  # English words seen only in the bilingual file's English
+    pseudo_query_weight: float = 1.0  # dense search with the question's glossary terms in Chinese
     speaker_boost: float = 0.012  # added to the fused score of the named person's own words
     subject_boost: float = 0.006  # … and of summaries about them
     mmr_lambda: float = 0.8
@@ -60,6 +62,8 @@ class QueryPlan:
     speaker: str | None = None  # boosted or filtered person
     speaker_filter: bool = False
     terms: dict[str, float] = field(default_factory=dict)
+    chinese_terms: list[str] = field(default_factory=list)  # glossary translations of an English question
+    unknown_names: list[str] = field(default_factory=list)  # names the corpus never mentions
 
 
 @dataclass
@@ -104,7 +108,20 @@ class HybridRetriever:
             if len(named) == 1:
                 plan.speaker = named[0]
         plan.terms = self._lexical_terms(question, plan)
+        plan.unknown_names = self._unknown_names(question)
         return plan
+
+    def _unknown_names(self, question: str) -> list[str]:
+        """Capitalised words (not sentence-initial) found nowhere in the corpus or its glossary."""
+        vocabulary = self.index.lexical.vocab
+        bridge = self.index.lexical.extras.get("bridge", {})
+        unknown = []
+        for m in re.finditer(r"(?<![.?!]\s)(?<!^)\b([A-Z][A-Za-z]+)", question.strip()):
+            word = stem(m.group(1))
+            if word in vocabulary or word in bridge or glossary().match([word])[0] or self.speakers.mentioned(m.group(1)):
+                continue
+            unknown.append(m.group(1))
+        return unknown
 
     def _lexical_terms(self, question: str, plan: QueryPlan) -> dict[str, float]:
         text = question
@@ -112,13 +129,24 @@ class HybridRetriever:
             for _, start, end in sorted(self.speakers.mentions(question), key=lambda m: -m[1]):
                 text = text[:start] + " " + text[end:]
         terms: dict[str, float] = {}
+        monolingual = self._monolingual_vocabulary
         for token in tokenize(text):
-            terms[token] = terms.get(token, 0.0) + self.tuning.lexical_weight
+            weight = self.tuning.lexical_weight
+            if plan.language == "en" and token not in monolingual:
+                weight *= self.tuning.bilingual_only_weight
+            terms[token] = terms.get(token, 0.0) + weight
         if plan.language == "en":
-            self._bridge_to_chinese(text, terms)
+            plan.chinese_terms = self._bridge_to_chinese(text, terms)
         return terms
 
-    def _bridge_to_chinese(self, text: str, terms: dict[str, float]) -> None:
+    @property
+    def _monolingual_vocabulary(self) -> set[str]:
+        lexical = self.index.lexical
+        if getattr(self, "_vocab_of", None) is not lexical:
+            self._vocab_of, self._vocab = lexical, set(lexical.extras.get("monolingual", ()))
+        return self._vocab
+
+    def _bridge_to_chinese(self, text: str, terms: dict[str, float]) -> list[str]:
         words = [stem(w) for w in _ENGLISH_WORD.findall(text)]
         found, used = glossary().match(words)
         for zh in found:
@@ -132,6 +160,7 @@ class HybridRetriever:
             options = bridge.get(word, [])
             for zh in options:
                 terms[zh] = max(terms.get(zh, 0.0), self.tuning.dictionary_weight / max(1, len(options)) ** 0.5)
+        return found
 
     # ------------------------------------------------------------------ search
 
@@ -148,6 +177,10 @@ class HybridRetriever:
         query_vector = self.embedder.encode_query(question)
         where = {"speaker": plan.speaker} if plan.speaker_filter else None
         dense = self.index.store.query(query_vector, self.candidates, where)
+        pseudo: list[tuple[str, float]] = []
+        if plan.chinese_terms:
+            pseudo_vector = self.embedder.encode_query(" ".join(plan.chinese_terms[:12]))
+            pseudo = self.index.store.query(pseudo_vector, self.candidates, where)
 
         lexical = self.index.lexical
         raw = lexical.scores(plan.terms)
@@ -157,7 +190,7 @@ class HybridRetriever:
         t = self.tuning
         dense_weight = t.dense_weight_en if plan.language == "en" else t.dense_weight_zh
         fused: dict[str, float] = {}
-        for weight, hits in ((dense_weight, dense), (1.0, lexical_hits)):
+        for weight, hits in ((dense_weight, dense), (1.0, lexical_hits), (t.pseudo_query_weight, pseudo)):
             for rank, (chunk_id, _) in enumerate(hits):
                 fused[chunk_id] = fused.get(chunk_id, 0.0) + weight / (t.rrf_k + rank + 1)
         if plan.speaker and not plan.speaker_filter:
@@ -228,4 +261,7 @@ class HybridRetriever:
         total = sum(plan.terms.values()) or 1.0
         best_lexical = lexical_hits[0][1] if lexical_hits else 0.0
         lexical_part = min(1.0, best_lexical / (4.0 * total ** 0.5))
-        return round(0.6 * dense_part + 0.4 * lexical_part, 4)
+        confidence = 0.6 * dense_part + 0.4 * lexical_part
+        if plan.unknown_names:  # "the capital of Peru": the interviews never mention Peru
+            confidence *= 0.3
+        return round(confidence, 4)

