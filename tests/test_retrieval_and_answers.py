@@ -1,0 +1,118 @@
+"""Retrieval of known passages (English and Chinese), speaker handling, and cited answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.models import NON_PERSON_SPEAKERS
+from rag.retrieval import UnknownSpeaker
+
+SOURCE_000 = "000_55e02b4d6beaaafa.txt"
+
+
+def _raw(source: str) -> str:
+    from rag.settings import BUNDLED_CORPUS
+
+    return (BUNDLED_CORPUS / source).read_text(encoding="utf-8")
+
+
+def _covers(passage, source: str, quote: str) -> bool:
+    start = _raw(source).find(quote)
+    assert start >= 0, quote
+    return passage.chunk.source == source and passage.chunk.char_start < start + len(quote) and start < passage.chunk.char_end
+
+
+def test_english_question_finds_amandas_own_words_on_sycophancy(pipeline):
+    result = pipeline.search("what did Askell say about sycophancy", k=5)
+    assert result.plan.speaker == "Amanda Askell"
+    top2 = result.passages[:2]
+    assert any(_covers(p, SOURCE_000, "存在语言模型中阿谀奉承的问题") for p in top2)
+    assert all(p.chunk.speaker == "Amanda Askell" for p in top2)
+
+
+def test_chinese_question_finds_the_chris_olah_summaries(pipeline):
+    result = pipeline.search("克里斯·欧拉如何看待神经网络之美？", k=5)
+    assert result.plan.speaker == "Chris Olah"
+    assert any(p.chunk.subject == "Chris Olah" and p.chunk.speaker in NON_PERSON_SPEAKERS for p in result.passages[:3])
+
+
+def test_english_question_reaches_a_chinese_only_file(pipeline):
+    # only in 002 (Chinese): Dario's ASL levels
+    result = pipeline.search("What is ASL-3 in Anthropic's responsible scaling policy?", k=5)
+    assert any(p.chunk.source.startswith("002") and "ASL" in p.chunk.text for p in result.passages[:3])
+
+
+def test_bilingual_passages_are_shown_in_the_language_of_the_question(pipeline):
+    en = pipeline.search("Amanda Askell on the history of the constitution as one long document", k=10)
+    zh = pipeline.search("阿曼达谈宪法从原则到一份长文档的历史", k=10)
+    en_bilingual = [p for p in en.passages if p.chunk.parallel_text]
+    zh_bilingual = [p for p in zh.passages if p.chunk.parallel_text]
+    assert en_bilingual and zh_bilingual
+    assert all(p.shown_text == p.chunk.parallel_text for p in en_bilingual)
+    assert all(p.shown_text == p.chunk.text for p in zh_bilingual)
+
+
+def test_explicit_speaker_filter_wins(pipeline):
+    result = pipeline.search("sycophancy", k=5, speaker="阿莫迪")
+    assert result.passages and all(p.chunk.speaker == "Dario Amodei" for p in result.passages)
+    with pytest.raises(UnknownSpeaker, match="Known speakers"):
+        pipeline.search("sycophancy", speaker="Sam Altman")
+
+
+def test_who_said_questions_are_not_boosted(pipeline):
+    plan = pipeline.retriever.plan("Who said that Amanda has talked to Claude more than anyone?")
+    assert plan.speaker is None
+
+
+def test_named_person_is_dropped_from_the_lexical_query(pipeline):
+    plan = pipeline.retriever.plan("What did Askell say about sycophancy?")
+    assert "askell" not in plan.terms
+    assert "阿谀奉承" in plan.terms  # the glossary bridged the English word to the corpus's Chinese
+
+
+def test_results_are_diverse(pipeline):
+    result = pipeline.search("scaling laws", k=5)
+    assert len({p.chunk.id for p in result.passages}) == 5
+    assert len({(p.chunk.source, p.chunk.turn_index) for p in result.passages}) >= 3
+
+
+def test_neighbour_window_gives_the_question_before_an_answer(pipeline):
+    result = pipeline.search("what did Askell say about sycophancy", k=1)
+    before, after = pipeline.index.neighbours(result.passages[0].chunk)
+    assert before and before[0].speaker == "Lex Fridman"
+
+
+def test_every_citation_points_at_a_retrieved_passage_and_every_line_cites(pipeline):
+    for question in ("what did Askell say about sycophancy", "阿莫迪怎么看规模化定律？",
+                     "What does Dario Amodei think about the race to the top?"):
+        answer = pipeline.ask(question)
+        assert not answer.abstained and answer.citations
+        shown = {(p.chunk.source, p.chunk.char_start, p.chunk.char_end) for p in answer.passages}
+        for c in answer.citations:
+            assert (c.passage.chunk.source, c.passage.chunk.char_start, c.passage.chunk.char_end) in shown
+        body = [line for line in answer.text.splitlines()[1:] if line.startswith("- ")]
+        assert len(body) == len(answer.citations)
+        for n, line in enumerate(body, 1):
+            assert line.endswith(f"[{n}]")
+            quote = line.split("“", 1)[1].rsplit("”", 1)[0].rstrip("…")
+            assert quote[:30] in answer.citations[n - 1].passage.shown_text
+
+
+def test_english_answer_prefers_the_english_original_where_it_exists(pipeline):
+    answer = pipeline.ask("What did Amanda Askell say about the Department of Good Judgment?")
+    bilingual = [c for c in answer.citations if c.passage.chunk.parallel_text]
+    assert bilingual and all(c.passage.shown_text == c.passage.chunk.parallel_text for c in bilingual)
+
+
+@pytest.mark.parametrize("question", ["What is the capital of Peru?", "Who won the 2022 FIFA World Cup?"])
+def test_off_topic_questions_abstain(pipeline, question):
+    answer = pipeline.ask(question)
+    assert answer.abstained and not answer.citations
+    assert "don't cover" in answer.text
+
+
+def test_streamed_answer_equals_the_whole_answer(pipeline):
+    question = "what did Askell say about sycophancy"
+    items = list(pipeline.ask_stream(question))
+    final = items[-1]
+    assert "".join(items[:-1]) == final.text == pipeline.ask(question).text
