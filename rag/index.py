@@ -12,7 +12,7 @@ from pathlib import Path
 from vectorstore.chroma import ChromaIndex
 from vectorstore.lexical import BM25Index
 
-from .lexicon import dictionary_bridge, tokenize
+from .lexicon import dictionary_bridge, english_glosses, tokenize
 from .models import Chunk
 
 
@@ -47,14 +47,25 @@ class CorpusIndex:
         # words of the single-language files: an English word found only in the bilingual
         # transcript's English lines can only ever point a question at that one file
         monolingual = sorted({t for i, d in zip(ids, docs) if not self.chunks[i].parallel_text for t in d})
-        extras = {"bridge": dictionary_bridge(vocabulary), "monolingual": monolingual}
+        glosses = english_glosses(vocabulary)
+        gloss_docs = [
+            [] if self.chunks[i].parallel_text else [w for t in d for w in glosses.get(t, ())]
+            for i, d in zip(ids, docs)
+        ]
+        extras = {"bridge": dictionary_bridge(vocabulary), "monolingual": monolingual, "gloss_docs": gloss_docs}
         built = BM25Index(ids, docs, extras)
         built.save(self.lexical_path)
         return built
 
+    @cached_property
+    def glossed(self) -> BM25Index:
+        """BM25 over the English glosses of each Chinese chunk (empty for the bilingual file)."""
+        lexical = self.lexical
+        return BM25Index(lexical.ids, lexical.extras.get("gloss_docs") or [[] for _ in lexical.ids])
+
     def refresh(self) -> None:
         """Forget cached views after the store changed; the lexical index rebuilds on next use."""
-        for name in ("chunks", "lexical", "by_turn"):
+        for name in ("chunks", "lexical", "glossed", "by_turn"):
             self.__dict__.pop(name, None)
 
     @cached_property

