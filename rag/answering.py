@@ -110,7 +110,10 @@ class ExtractiveAnswerer:
 
     def _best_quote(self, passage: Passage, terms: dict[str, float]) -> tuple[str, float]:
         text = passage.shown_text or passage.chunk.text
-        sentences = [s.text for s in split_sentences(text, list(range(len(text))))] or [text]
+        # sentence by sentence within paragraphs: a quote never runs across a heading or list line
+        sentences = [
+            s.text for para in text.split("\n") for s in split_sentences(para, list(range(len(para))))
+        ] or [text]
         scored = []
         for i, sentence in enumerate(sentences):
             tokens = set(tokenize(sentence))
