@@ -93,11 +93,10 @@ class ExtractiveAnswerer:
     def _pick(self, result: SearchResult) -> list[tuple[Passage, str]]:
         """The passages worth quoting and the sentence(s) to quote from each."""
         plan = result.plan
-        asked_about_interviewer = plan.speaker in _INTERVIEWERS
-        ordered = sorted(
-            result.passages,
-            key=lambda p: (p.chunk.speaker in _INTERVIEWERS and not asked_about_interviewer, p.rank),
-        )
+        # a question about a guest is answered by the guest, not by the interviewer's question;
+        # a "who said" question may be answered by anyone, the interviewer included
+        about_guest = plan.speaker is not None and plan.speaker not in _INTERVIEWERS
+        ordered = sorted(result.passages, key=lambda p: (about_guest and p.chunk.speaker in _INTERVIEWERS, p.rank))
         picks: list[tuple[Passage, str]] = []
         for passage in ordered:
             quote, overlap = self._best_quote(passage, plan.terms)

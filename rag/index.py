@@ -6,8 +6,11 @@ chunks Chroma holds and rebuilt only when those chunks change.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
+
+import numpy as np
 
 from vectorstore.chroma import ChromaIndex
 from vectorstore.lexical import BM25Index
@@ -63,9 +66,30 @@ class CorpusIndex:
         lexical = self.lexical
         return BM25Index(lexical.ids, lexical.extras.get("gloss_docs") or [[] for _ in lexical.ids])
 
+    @cached_property
+    def _matrix(self) -> tuple[list[str], np.ndarray]:
+        ids = sorted(self.chunks)
+        vectors = self.store.vectors(ids)
+        return ids, np.stack([vectors[i] for i in ids]) if ids else np.zeros((0, 1), np.float32)
+
+    def nearest(self, vector: np.ndarray, n: int, allowed: Callable[[Chunk], bool] | None = None) -> list[tuple[str, float]]:
+        """Exact cosine search over the stored vectors.
+
+        Exact and deterministic, unlike Chroma's approximate (HNSW) query, which returned
+        different neighbours from run to run and poor ones under a metadata filter; at this
+        corpus size a matrix product takes well under a millisecond.
+        """
+        ids, matrix = self._matrix
+        if not ids:
+            return []
+        scores = matrix @ vector
+        order = np.argsort(-scores, kind="stable")
+        hits = [(ids[i], float(scores[i])) for i in order if allowed is None or allowed(self.chunks[ids[i]])]
+        return hits[:n]
+
     def refresh(self) -> None:
         """Forget cached views after the store changed; the lexical index rebuilds on next use."""
-        for name in ("chunks", "lexical", "glossed", "by_turn"):
+        for name in ("chunks", "lexical", "glossed", "by_turn", "_matrix"):
             self.__dict__.pop(name, None)
 
     @cached_property

@@ -57,7 +57,8 @@ class Tuning:
     dictionary_weight: float = 0.4
     bilingual_only_weight: float = 0.1  # English words seen only in the bilingual file's English
     pseudo_query_weight: float = 1.0  # dense search with the question's glossary terms in Chinese
-    gloss_weight: float = 0.5  # English question words against the English glosses of Chinese chunks
+    gloss_weight: float = 0.5
+    common_in_chinese_df: int = 5  # an English word this frequent in the Chinese files needs no translation  # English question words against the English glosses of Chinese chunks
     speaker_boost: float = 0.02  # added to the fused score of the named person's own words
     subject_boost: float = 0.01  # … and of summaries about them
     mmr_lambda: float = 0.8
@@ -193,7 +194,7 @@ class HybridRetriever:
             used.update(phrase)
             tokens = {tok for zh in variants for tok in (tokenize(zh) or [zh])}
             weight = self.tuning.glossary_weight / len(tokens) ** 0.5
-            if all(w in monolingual for w in phrase):
+            if all(w in monolingual and self.index.lexical.df.get(w, 0) >= self.tuning.common_in_chinese_df for w in phrase):
                 weight *= self.tuning.bilingual_only_weight * 3
             for token in tokens:
                 terms[token] = max(terms.get(token, 0.0), weight)
@@ -221,23 +222,22 @@ class HybridRetriever:
         allowed = self._allowed(plan)
 
         query_vector = self.embedder.encode_query(question)
-        where = {"speaker": plan.speaker} if plan.speaker_filter else None
-        dense = self.index.store.query(query_vector, self.candidates, where)
+        dense = self.index.nearest(query_vector, self.candidates, allowed)
         pseudo: list[tuple[str, float]] = []
         if plan.chinese_terms:
             pseudo_vector = self.embedder.encode_query(" ".join(plan.chinese_terms[:12]))
-            pseudo = self.index.store.query(pseudo_vector, self.candidates, where)
+            pseudo = self.index.nearest(pseudo_vector, self.candidates, allowed)
 
         lexical = self.index.lexical
         raw = lexical.scores(plan.terms)
-        order = [i for i in np.argsort(-raw) if raw[i] > 0 and allowed(chunks[lexical.ids[i]])][: self.candidates]
+        order = [i for i in np.argsort(-raw, kind="stable") if raw[i] > 0 and (allowed is None or allowed(chunks[lexical.ids[i]]))][: self.candidates]
         lexical_hits = [(lexical.ids[i], float(raw[i])) for i in order]
         gloss_hits: list[tuple[str, float]] = []
         if plan.language == "en":
             glossed = self.index.glossed
             english = {t: 1.0 for t in plan.terms if not _has_cjk(t)}
             graw = glossed.scores(english)
-            gorder = [i for i in np.argsort(-graw) if graw[i] > 0 and allowed(chunks[glossed.ids[i]])][: self.candidates]
+            gorder = [i for i in np.argsort(-graw, kind="stable") if graw[i] > 0 and (allowed is None or allowed(chunks[glossed.ids[i]]))][: self.candidates]
             gloss_hits = [(glossed.ids[i], float(graw[i])) for i in gorder]
 
         t = self.tuning
@@ -272,10 +272,10 @@ class HybridRetriever:
         best_dense = max((s for _, s in dense), default=0.0)
         return SearchResult(plan, passages[:k], self._confidence(best_dense, lexical_hits, plan))
 
-    def _allowed(self, plan: QueryPlan) -> Callable[[Chunk], bool]:
+    def _allowed(self, plan: QueryPlan) -> Callable[[Chunk], bool] | None:
         if plan.speaker_filter:
             return lambda c: c.speaker == plan.speaker
-        return lambda c: True
+        return None
 
     def _speaker_bonus(self, chunk: Chunk, person: str) -> float:
         if chunk.speaker == person:

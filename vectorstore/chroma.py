@@ -103,11 +103,3 @@ class ChromaIndex:
             return {}
         got = self._collection.get(ids=ids, include=["embeddings"])
         return {i: np.asarray(v, dtype=np.float32) for i, v in zip(got["ids"], got["embeddings"])}
-
-    def query(self, vector: np.ndarray, n: int, where: dict | None = None) -> list[tuple[str, float]]:
-        """(chunk id, cosine similarity) for the `n` nearest chunks."""
-        n = min(n, self.count())
-        if n == 0:
-            return []
-        got = self._collection.query(query_embeddings=[vector], n_results=n, where=where, include=["distances"])
-        return [(i, 1.0 - float(d)) for i, d in zip(got["ids"][0], got["distances"][0])]

@@ -18,8 +18,11 @@ import numpy as np
 from scipy import sparse
 
 
+FORMAT = 2  # bump when what is derived from the chunks changes, so old saved indexes rebuild
+
+
 def fingerprint(ids: list[str]) -> str:
-    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
+    return hashlib.sha256(("\n".join(sorted(ids)) + f"\nformat={FORMAT}").encode()).hexdigest()
 
 
 class BM25Index:
