@@ -139,26 +139,19 @@ def english_glosses(vocabulary: set[str], senses: int = 2) -> dict[str, list[str
     of the question.
     """
     glosses: dict[str, list[str]] = defaultdict(list)
+    stop = stopwords()
     for entry in glossary().entries:
-        english = [stem(w) for phrase in entry.english for w in _TOKEN.findall(phrase)]
+        english = [w for phrase in entry.english for w in map(stem, _TOKEN.findall(phrase)) if w not in stop]
         for zh in entry.chinese:
             for token in set(_jieba().cut_for_search(zh)) | {zh}:
                 if token in vocabulary:
                     glosses[token].extend(w for w in english if w not in glosses[token])
-    stop = stopwords()
-    with cedict_path().open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.startswith("#"):
-                continue
-            head, _, rest = line.partition("[")
-            words = head.split()
-            if len(words) < 2 or words[1] not in vocabulary or not _CJK.search(words[1]):
-                continue
-            for gloss in rest.partition("]")[2].strip(" /\n").split("/")[:senses]:
-                for w in _TOKEN.findall(_GLOSS_NOISE.sub("", gloss.lower())):
-                    w = stem(w)
-                    if w not in stop and not w.isdigit() and w not in glosses[words[1]]:
-                        glosses[words[1]].append(w)
+    for word, senses_of_word in _cedict_entries(vocabulary):
+        for gloss in senses_of_word[:senses]:
+            for w in _TOKEN.findall(_GLOSS_NOISE.sub("", gloss.lower())):
+                w = stem(w)
+                if w not in stop and not w.isdigit() and w not in glosses[word]:
+                    glosses[word].append(w)
     return dict(glosses)
 
 
@@ -171,18 +164,25 @@ def dictionary_bridge(vocabulary: set[str], max_per_word: int = 6) -> dict[str, 
     Restricted to `vocabulary` so that an expansion can only ever hit real passages.
     """
     bridge: dict[str, list[str]] = defaultdict(list)
+    for word, senses in _cedict_entries(vocabulary):
+        if len(word) < 2:
+            continue
+        for gloss in senses:
+            gloss = _GLOSS_NOISE.sub("", gloss.strip().lower()).strip()
+            if gloss and len(gloss.split()) == 1 and gloss.isalpha():
+                key = stem(gloss)
+                if word not in bridge[key] and len(bridge[key]) < max_per_word:
+                    bridge[key].append(word)
+    return dict(bridge)
+
+
+def _cedict_entries(vocabulary: set[str]):
+    """(simplified Chinese word, its English senses) for the CC-CEDICT words found in `vocabulary`."""
     with cedict_path().open(encoding="utf-8") as fh:
         for line in fh:
             if line.startswith("#"):
                 continue
             head, _, rest = line.partition("[")
             words = head.split()
-            if len(words) < 2 or words[1] not in vocabulary or len(words[1]) < 2:
-                continue
-            for gloss in rest.partition("]")[2].strip(" /\n").split("/"):
-                gloss = _GLOSS_NOISE.sub("", gloss.strip().lower()).strip()
-                if gloss and len(gloss.split()) == 1 and gloss.isalpha():
-                    key = stem(gloss)
-                    if words[1] not in bridge[key] and len(bridge[key]) < max_per_word:
-                        bridge[key].append(words[1])
-    return dict(bridge)
+            if len(words) >= 2 and words[1] in vocabulary and _CJK.search(words[1]):
+                yield words[1], rest.partition("]")[2].strip(" /\n").split("/")

@@ -229,3 +229,17 @@ def test_end_to_end_run_writes_the_run_folder(cli_env, tmp_path):
             assert ours["scores"]["faithfulness"] is None and not ours["claims"] and not ours["citations"]
         else:  # every quoted line of an answer is a claim carrying its citation
             assert ours["claims"] and all(c["cited"] for c in ours["claims"])
+
+
+# ---------------------------------------------------------------------------- the CI quality gate
+
+# Floors a little under what the bundled set measures today (hit@5 0.87, MRR@10 0.63,
+# abstention 0.62, false abstentions 0.03 — README "Quality"); raise them as the pipeline improves.
+QUALITY_FLOOR = ["--min", "hit@5=0.82", "--min", "mrr@10=0.58", "--min", "abstention=0.5",
+                 "--max", "false_abstention=0.08"]
+
+
+def test_quality_gate_on_the_whole_question_set(runner, shared_pipeline, tmp_path):
+    """CI fails when answer or retrieval quality drops below the guarded floor."""
+    result = runner.invoke(cli, ["eval", "--no-baseline", "--quiet", "--out", str(tmp_path), *QUALITY_FLOOR])
+    assert result.exit_code == 0, result.output + result.stderr

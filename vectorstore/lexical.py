@@ -18,7 +18,7 @@ import numpy as np
 from scipy import sparse
 
 
-FORMAT = 2  # bump when what is derived from the chunks changes, so old saved indexes rebuild
+FORMAT = 3  # bump when what is derived from the chunks changes, so old saved indexes rebuild
 
 
 def fingerprint(ids: list[str]) -> str:
