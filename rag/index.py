@@ -61,6 +61,11 @@ class CorpusIndex:
         return built
 
     @cached_property
+    def monolingual_vocabulary(self) -> frozenset[str]:
+        """Tokens of the single-language files (everything but the bilingual transcript)."""
+        return frozenset(self.lexical.extras.get("monolingual", ()))
+
+    @cached_property
     def glossed(self) -> BM25Index:
         """BM25 over the English glosses of each Chinese chunk (empty for the bilingual file)."""
         lexical = self.lexical
@@ -95,7 +100,7 @@ class CorpusIndex:
 
     def refresh(self) -> None:
         """Forget cached views after the store changed; the lexical index rebuilds on next use."""
-        for name in ("chunks", "lexical", "glossed", "by_turn", "_matrix"):
+        for name in ("chunks", "lexical", "glossed", "monolingual_vocabulary", "by_turn", "_matrix"):
             self.__dict__.pop(name, None)
 
     @cached_property

@@ -58,6 +58,11 @@ def _jieba() -> jieba.Tokenizer:
     return tokenizer
 
 
+def segment(text: str, search: bool = False) -> list[str]:
+    """jieba words of Chinese text (search mode adds the shorter words inside long ones)."""
+    return list(_jieba().cut_for_search(text) if search else _jieba().cut(text))
+
+
 def tokenize(text: str) -> list[str]:
     tokens: list[str] = []
     stop = stopwords()

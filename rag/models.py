@@ -169,6 +169,7 @@ def chunk_metadata(chunk: Chunk) -> dict:
 
 
 def chunk_from_metadata(chunk_id: str, meta: dict) -> Chunk:
-    fields = {k: (None if meta.get(k) == "" and k != "context" else meta.get(k)) for k in Chunk.__dataclass_fields__ if k != "id"}
-    fields["context"] = meta.get("context", "")
-    return Chunk(id=chunk_id, **fields)
+    """Inverse of `chunk_metadata`: "" back to None for the optional fields."""
+    optional = {"speaker", "subject", "section", "parallel_text", "parallel_language"}
+    fields = {k: meta.get(k) for k in Chunk.__dataclass_fields__ if k != "id"}
+    return Chunk(id=chunk_id, **{k: (None if k in optional and v == "" else v) for k, v in fields.items()})

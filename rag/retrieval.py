@@ -22,19 +22,13 @@ import numpy as np
 
 from .embeddings import Embedder
 from .index import CorpusIndex
-from .lexicon import glossary, stem, stopwords, tokenize
+from .lexicon import glossary, segment, stem, stopwords, tokenize
 from .models import NON_PERSON_SPEAKERS, Chunk, Passage
 from .speakers import SpeakerTable
 from .text import detect_language
 
 _WHO_SAID = re.compile(r"^\s*(who\b|which (guest|person|speaker)\b)|谁|哪位|哪一位", re.IGNORECASE)
 _ENGLISH_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’-]*")
-
-
-def _jieba_words(text: str, search: bool = False) -> list[str]:
-    from .lexicon import _jieba
-
-    return list(_jieba().cut_for_search(text) if search else _jieba().cut(text))
 
 
 def _has_cjk(token: str) -> bool:
@@ -143,8 +137,8 @@ class HybridRetriever:
             word = m.group(0)
             if _has_cjk(word):
                 # foreign to the corpus: not even a two-character part of the word occurs in it
-                for piece in _jieba_words(word):
-                    parts = [p for p in _jieba_words(piece, search=True) if len(p) >= 2] or [piece]
+                for piece in segment(word):
+                    parts = [p for p in segment(piece, search=True) if len(p) >= 2] or [piece]
                     if len(piece) >= 3 and not known(piece) and not any(known(p) for p in parts):
                         unknown.append(piece)
             elif any(ch.isdigit() for ch in word):  # an identifier (GPT-5, ASL-3) is known whole or not at all
@@ -162,7 +156,7 @@ class HybridRetriever:
             for _, start, end in sorted(self.speakers.mentions(question), key=lambda m: -m[1]):
                 text = text[:start] + " " + text[end:]
         terms: dict[str, float] = {}
-        monolingual = self._monolingual_vocabulary
+        monolingual = self.index.monolingual_vocabulary
         for token in tokenize(text):
             weight = self.tuning.lexical_weight
             if plan.language == "en" and token not in monolingual:
@@ -172,13 +166,6 @@ class HybridRetriever:
             plan.chinese_terms = self._bridge_to_chinese(text, terms)
         return terms
 
-    @property
-    def _monolingual_vocabulary(self) -> set[str]:
-        lexical = self.index.lexical
-        if getattr(self, "_vocab_of", None) is not lexical:
-            self._vocab_of, self._vocab = lexical, set(lexical.extras.get("monolingual", ()))
-        return self._vocab
-
     def _bridge_to_chinese(self, text: str, terms: dict[str, float]) -> list[str]:
         """Add Chinese terms for an English question; returns the glossary's Chinese terms.
 
@@ -187,7 +174,7 @@ class HybridRetriever:
         written (Anthropic, ASL-3) needs its translations less.
         """
         words = [stem(w) for w in _ENGLISH_WORD.findall(text)]
-        monolingual = self._monolingual_vocabulary
+        monolingual = self.index.monolingual_vocabulary
         used: set[str] = set()
         chinese: list[str] = []
         for phrase, variants in glossary().match(words):

@@ -76,10 +76,6 @@ class ChromaIndex:
     def ids_for_source(self, source: str) -> set[str]:
         return set(self._collection.get(where={"source": source}, include=[])["ids"])
 
-    def sources(self) -> list[str]:
-        metas = self._collection.get(include=["metadatas"])["metadatas"] or []
-        return sorted({m["source"] for m in metas})
-
     def add(self, chunks: list[Chunk], vectors: np.ndarray, documents: list[str]) -> None:
         for i in range(0, len(chunks), _ADD_BATCH):
             part = slice(i, i + _ADD_BATCH)
