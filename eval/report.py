@@ -240,7 +240,7 @@ def write_report(folder: Path, meta: dict, aggregates: dict, records: list[dict]
     lines.append(f"- Judge: `{judge['name']}`" + (_judge_rule(judge) if "calibration" in judge else ""))
     errors = {s: aggregates[s]["overall"]["all"]["errors"] for s in systems}
     if any(errors.values()):
-        lines.append(f"- **Errors**: " + ", ".join(f"{s}: {n}" for s, n in errors.items()) + " (see results.json)")
+        lines.append("- **Errors**: " + ", ".join(f"{s}: {n}" for s, n in errors.items()) + " (see results.json)")
     lines += ["", "## Headline", ""]
     rows = []
     for m in names:

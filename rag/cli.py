@@ -137,10 +137,7 @@ def ask(question: str, k: int | None, speaker: str | None, as_json: bool) -> Non
 
 
 def _where(p: dict) -> str:
-    who = p["speaker"] or "unattributed"
-    if p.get("subject") and p["subject"] != p["speaker"]:
-        who += f" on {p['subject']}"
-    return f"{who} · {p['source']} [{p['char_start']}:{p['char_end']}]"
+    return f"{p['attribution']} · {p['source']} [{p['char_start']}:{p['char_end']}]"
 
 
 def render_passages(payload: dict) -> str:

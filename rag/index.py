@@ -19,13 +19,8 @@ from .lexicon import dictionary_bridge, english_glosses, tokenize
 from .models import Chunk
 
 
-def embedding_text(chunk: Chunk) -> str:
-    """What the embedder sees: the question a turn answers, then the words, in both languages."""
-    parts = [chunk.context, chunk.text, chunk.parallel_text or ""]
-    return "\n".join(p for p in parts if p)
-
-
-def lexical_text(chunk: Chunk) -> str:
+def searchable_text(chunk: Chunk) -> str:
+    """What both the embedder and BM25 see: the question a turn answers, then the words, in both languages."""
     parts = [chunk.context, chunk.text, chunk.parallel_text or ""]
     return "\n".join(p for p in parts if p)
 
@@ -45,7 +40,7 @@ class CorpusIndex:
         loaded = BM25Index.load(self.lexical_path, ids)
         if loaded is not None:
             return loaded
-        docs = [tokenize(lexical_text(self.chunks[i])) for i in ids]
+        docs = [tokenize(searchable_text(self.chunks[i])) for i in ids]
         vocabulary = {t for d in docs for t in d}
         # words of the single-language files: an English word found only in the bilingual
         # transcript's English lines can only ever point a question at that one file
@@ -72,15 +67,15 @@ class CorpusIndex:
         return BM25Index(lexical.ids, lexical.extras.get("gloss_docs") or [[] for _ in lexical.ids])
 
     @cached_property
-    def _matrix(self) -> tuple[list[str], np.ndarray]:
+    def _matrix(self) -> tuple[list[str], dict[str, int], np.ndarray]:
         ids = sorted(self.chunks)
         vectors = self.store.vectors(ids)
-        return ids, np.stack([vectors[i] for i in ids]) if ids else np.zeros((0, 1), np.float32)
+        matrix = np.stack([vectors[i] for i in ids]) if ids else np.zeros((0, 1), np.float32)
+        return ids, {chunk_id: r for r, chunk_id in enumerate(ids)}, matrix
 
     def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
         """Stored vectors by chunk id, from memory (no round trip to the store)."""
-        all_ids, matrix = self._matrix
-        row = {chunk_id: i for i, chunk_id in enumerate(all_ids)}
+        _, row, matrix = self._matrix
         return {i: matrix[row[i]] for i in ids if i in row}
 
     def nearest(self, vector: np.ndarray, n: int, allowed: Callable[[Chunk], bool] | None = None) -> list[tuple[str, float]]:
@@ -90,7 +85,7 @@ class CorpusIndex:
         different neighbours from run to run and poor ones under a metadata filter; at this
         corpus size a matrix product takes well under a millisecond.
         """
-        ids, matrix = self._matrix
+        ids, _, matrix = self._matrix
         if not ids:
             return []
         scores = matrix @ vector

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from .chunking import chunk_turns
 from .embeddings import Embedder
-from .index import CorpusIndex, embedding_text
+from .index import CorpusIndex, searchable_text
 from .models import Chunk
 from .parsing import IngestError, iter_text_files, parse_file
 
@@ -72,7 +72,7 @@ def ingest(
         report.unchanged += len(held & wanted)
 
     if new:
-        texts = [embedding_text(c) for c in new]
+        texts = [searchable_text(c) for c in new]
         with tqdm(total=len(texts), desc="Embedding", unit="chunk", disable=not show_progress) as bar:
             vectors = embedder.encode_documents(texts, progress=bar.update)
         index.store.add(new, vectors, [c.text for c in new])

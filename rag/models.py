@@ -96,6 +96,14 @@ class Chunk:
     parallel_language: str | None = None
     context: str = ""  # the question this turn answers, embedded with it but never shown as its text
 
+    @property
+    def attribution(self) -> str:
+        """Whose words these are: a person, or an editorial/narrator summary on someone."""
+        who = self.speaker or "Unattributed"
+        if self.speaker in NON_PERSON_SPEAKERS and self.subject:
+            who += f" on {self.subject}"
+        return who
+
     def text_for(self, language: str | None) -> str:
         """The chunk as shown to a user asking in `language` (the bilingual file has both)."""
         if language and self.parallel_text and self.parallel_language == language:
@@ -124,6 +132,7 @@ class Passage:
             "speaker": c.speaker,
             "score": round(float(self.score), 6),
             "subject": c.subject,
+            "attribution": c.attribution,
             "title": c.title,
             "section": c.section,
             "language": c.language,

@@ -31,6 +31,11 @@ _WHO_SAID = re.compile(r"^\s*(who\b|which (guest|person|speaker)\b)|谁|哪位|�
 _ENGLISH_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’-]*")
 
 
+def dense_confidence(best_cosine: float) -> float:
+    """The best e5 cosine mapped to [0, 1]: e5 cosines sit in ~0.70–0.90 whatever the question."""
+    return min(1.0, max(0.0, (best_cosine - 0.75) / 0.12))
+
+
 def _has_cjk(token: str) -> bool:
     return any("\u3400" <= ch <= "\u9fff" for ch in token)
 
@@ -298,7 +303,7 @@ class HybridRetriever:
         Combines the best dense similarity (e5 cosines sit in ~0.70–0.90) with how much of the
         weighted query the best lexical hit matched.
         """
-        dense_part = min(1.0, max(0.0, (best_dense - 0.75) / 0.12))
+        dense_part = dense_confidence(best_dense)
         total = sum(plan.terms.values()) or 1.0
         best_lexical = lexical_hits[0][1] if lexical_hits else 0.0
         lexical_part = min(1.0, best_lexical / (4.0 * total ** 0.5))

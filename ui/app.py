@@ -17,7 +17,7 @@ import gradio as gr
 
 from rag.answering import load_phrases
 from rag.cli import USER_ERRORS
-from rag.models import NON_PERSON_SPEAKERS, Answer, Citation
+from rag.models import Answer, Citation
 from rag.pipeline import Pipeline
 from rag.speakers import default_speakers
 
@@ -68,11 +68,7 @@ def escape_markdown(text: str, brackets: bool = True) -> str:
 
 def citation_label(citation: Citation) -> str:
     """Who the cited words belong to: a person, or an editorial/narrator summary *on* someone."""
-    chunk = citation.passage.chunk
-    who = chunk.speaker or "Unattributed"
-    if chunk.speaker in NON_PERSON_SPEAKERS and chunk.subject:
-        who += f" on {chunk.subject}"
-    return who
+    return citation.passage.chunk.attribution
 
 
 def format_citation(citation: Citation) -> str:
