@@ -111,19 +111,22 @@ class ExtractiveAnswerer:
         text = passage.shown_text or passage.chunk.text
         # sentence by sentence within paragraphs: a quote never runs across a heading or list line
         sentences = [
-            s.text for para in text.split("\n") for s in split_sentences(para, list(range(len(para))))
-        ] or [text]
+            (n, s.text) for n, para in enumerate(text.split("\n"))
+            for s in split_sentences(para, list(range(len(para))))
+        ] or [(0, text)]
         scored = []
-        for i, sentence in enumerate(sentences):
+        for i, (_, sentence) in enumerate(sentences):
             tokens = set(tokenize(sentence))
             overlap = sum(w for t, w in terms.items() if t in tokens)
             question_penalty = 0.5 if sentence.rstrip().endswith(("?", "？")) else 0.0
             scored.append((overlap - question_penalty - 0.01 * i, overlap, i))
         _, overlap, best = max(scored)
-        quote = sentences[best]
-        # a very short sentence says little alone: carry on into the next one
-        if best + 1 < len(sentences) and len(quote) < (40 if passage.chunk.language == "zh" else 90):
-            quote += ("" if passage.chunk.language == "zh" and passage.shown_text == passage.chunk.text else " ") + sentences[best + 1]
+        paragraph, quote = sentences[best]
+        # a very short sentence says little alone: carry on into the next one of its paragraph
+        if (best + 1 < len(sentences) and sentences[best + 1][0] == paragraph
+                and len(quote) < (40 if passage.chunk.language == "zh" else 90)):
+            gap = "" if passage.chunk.language == "zh" and passage.shown_text == passage.chunk.text else " "
+            quote += gap + sentences[best + 1][1]
         if len(quote) > self.max_quote_chars:
             quote = quote[: self.max_quote_chars].rstrip() + "…"
         return quote, overlap

@@ -6,17 +6,24 @@ chunks Chroma holds and rebuilt only when those chunks change.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from vectorstore.chroma import ChromaIndex
 from vectorstore.lexical import BM25Index
 
 from .lexicon import dictionary_bridge, english_glosses, tokenize
 from .models import Chunk
+
+
+@cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
 
 
 def searchable_text(chunk: Chunk) -> str:
@@ -78,8 +85,16 @@ class CorpusIndex:
         _, row, matrix = self._matrix
         return {i: matrix[row[i]] for i in ids if i in row}
 
+    @cached_property
+    def _windows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Window vectors and, for each, the row of its chunk in `_matrix`."""
+        _, row, _ = self._matrix
+        owners, matrix = self.store.window_vectors()
+        keep = [i for i, owner in enumerate(owners) if owner in row]
+        return np.array([row[owners[i]] for i in keep], dtype=np.int64), matrix[keep]
+
     def nearest(self, vector: np.ndarray, n: int, allowed: Callable[[Chunk], bool] | None = None) -> list[tuple[str, float]]:
-        """Exact cosine search over the stored vectors.
+        """Exact cosine search; a chunk scores its own vector or its best sentence window, whichever is higher.
 
         Exact and deterministic, unlike Chroma's approximate (HNSW) query, which returned
         different neighbours from run to run and poor ones under a metadata filter; at this
@@ -88,14 +103,30 @@ class CorpusIndex:
         ids, _, matrix = self._matrix
         if not ids:
             return []
-        scores = matrix @ vector
+        owners, windows = self._windows
+        # one BLAS thread: OpenBLAS workers spin after a product and starved the embedder's
+        # OpenMP threads on two cores (query encoding went from 8 to 32 ms)
+        with _blas().limit(limits=1, user_api="blas"):
+            scores = matrix @ vector
+            if len(owners):
+                np.maximum.at(scores, owners, windows @ vector)
         order = np.argsort(-scores, kind="stable")
         hits = [(ids[i], float(scores[i])) for i in order if allowed is None or allowed(self.chunks[ids[i]])]
         return hits[:n]
 
+    @cached_property
+    def _plain_text(self) -> str:
+        texts = (t for c in self.chunks.values() for t in (c.text, c.parallel_text or ""))
+        return re.sub(r"\s+", " ", "\n".join(texts)).lower()
+
+    def mentions(self, pattern: str) -> bool:
+        """Whether the regex `pattern` occurs in the corpus text (lower-cased, spaces collapsed)."""
+        return re.search(pattern, self._plain_text) is not None
+
     def refresh(self) -> None:
         """Forget cached views after the store changed; the lexical index rebuilds on next use."""
-        for name in ("chunks", "lexical", "glossed", "monolingual_vocabulary", "by_turn", "_matrix"):
+        for name in ("chunks", "lexical", "glossed", "monolingual_vocabulary", "by_turn", "_matrix", "_windows",
+                     "_plain_text"):
             self.__dict__.pop(name, None)
 
     @cached_property

@@ -11,7 +11,7 @@ from pathlib import Path
 from .answering import Answerer, StreamItem, collect
 from .embeddings import Embedder
 from .index import CorpusIndex
-from .ingest import IngestReport, ingest
+from .ingest import IngestReport, complete_windows, ingest
 from .models import Answer
 from .retrieval import HybridRetriever, SearchResult
 from .settings import Settings
@@ -39,12 +39,14 @@ class Pipeline:
     def ingest(self, paths: list[Path] | None = None, rebuild: bool = False, show_progress: bool = True) -> IngestReport:
         if rebuild:
             self.index.store.reset()
+            self.index.refresh()
         return ingest(paths or list(self.settings.corpus), self.index, self.embedder,
                       self.settings.chunk_tokens, show_progress)
 
     def ensure_ingested(self, show_progress: bool = True) -> IngestReport | None:
-        """Build the index from the configured corpus on first use."""
+        """Build the index from the configured corpus on first use; complete an older index."""
         if self.index.store.count():
+            complete_windows(self.index, self.embedder, show_progress)
             return None
         return self.ingest(show_progress=show_progress)
 

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .answerability import missing_answer_type, unknown_names
 from .embeddings import Embedder
 from .index import CorpusIndex
-from .lexicon import glossary, segment, stem, stopwords, tokenize
+from .lexicon import glossary, stem, stopwords, tokenize
 from .models import NON_PERSON_SPEAKERS, Chunk, Passage
 from .speakers import SpeakerTable
 from .text import detect_language
@@ -75,6 +76,7 @@ class QueryPlan:
     terms: dict[str, float] = field(default_factory=dict)
     chinese_terms: list[str] = field(default_factory=list)  # glossary translations of an English question
     unknown_names: list[str] = field(default_factory=list)  # names the corpus never mentions
+    missing_answer_type: str | None = None  # "date"/"year" asked for, absent from the best passages
 
 
 @dataclass
@@ -119,41 +121,8 @@ class HybridRetriever:
             if len(named) == 1:
                 plan.speaker = named[0]
         plan.terms = self._lexical_terms(question, plan)
-        plan.unknown_names = self._unknown_names(question)
+        plan.unknown_names = unknown_names(question, self.index, self.speakers)
         return plan
-
-    def _unknown_names(self, question: str) -> list[str]:
-        """Specific names in the question that the corpus never mentions, in any language.
-
-        Specific: a capitalised word or an identifier with a digit (Peru, GPT-5, DeepSeek-R1), or
-        a Chinese word of three or more characters (珠穆朗玛峰). Known: in the index vocabulary,
-        in the glossary or dictionary bridge, or a person's alias.
-        """
-        vocabulary = self.index.lexical.vocab
-        bridge = self.index.lexical.extras.get("bridge", {})
-        stop = stopwords()
-        unknown = []
-        def known(word: str) -> bool:
-            key = stem(word)
-            return (key in stop or key in vocabulary or key in bridge or bool(glossary().match([key]))
-                    or bool(self.speakers.mentioned(word)))
-
-        for m in re.finditer(r"[A-Za-z][A-Za-z0-9.'’-]*[A-Za-z0-9]|[\u3400-\u9fff]+", question):
-            word = m.group(0)
-            if _has_cjk(word):
-                # foreign to the corpus: not even a two-character part of the word occurs in it
-                for piece in segment(word):
-                    parts = [p for p in segment(piece, search=True) if len(p) >= 2] or [piece]
-                    if len(piece) >= 3 and not known(piece) and not any(known(p) for p in parts):
-                        unknown.append(piece)
-            elif any(ch.isdigit() for ch in word):  # an identifier (GPT-5, ASL-3) is known whole or not at all
-                if not known(word):
-                    unknown.append(word)
-            elif word[0].isupper() and not known(word):
-                # AI-accelerated: only its capitalised parts are names
-                if not all(known(part) for part in word.split("-") if part[:1].isupper()):
-                    unknown.append(word)
-        return unknown
 
     def _lexical_terms(self, question: str, plan: QueryPlan) -> dict[str, float]:
         text = question
@@ -262,6 +231,8 @@ class HybridRetriever:
             for r, p in enumerate(passages):
                 p.rank = r + 1
         best_dense = max((s for _, s in dense), default=0.0)
+        plan.missing_answer_type = missing_answer_type(
+            question, (p.chunk.text + (p.chunk.parallel_text or "") for p in passages[:k]))
         return SearchResult(plan, passages[:k], self._confidence(best_dense, lexical_hits, plan))
 
     def _allowed(self, plan: QueryPlan) -> Callable[[Chunk], bool] | None:
@@ -308,6 +279,6 @@ class HybridRetriever:
         best_lexical = lexical_hits[0][1] if lexical_hits else 0.0
         lexical_part = min(1.0, best_lexical / (4.0 * total ** 0.5))
         confidence = 0.6 * dense_part + 0.4 * lexical_part
-        if plan.unknown_names:  # "the capital of Peru": the interviews never mention Peru
+        if plan.unknown_names or plan.missing_answer_type:  # "the capital of Peru"; "the day Claude 4 came out"
             confidence *= 0.3
         return round(confidence, 4)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rag.chunking import chunk_turns, count_tokens
+from rag.chunking import WINDOW_TOKENS, chunk_turns, count_tokens, sentence_windows
 from rag.parsing import parse_file
-from rag.text import comparable
+from rag.text import comparable, split_sentences
 from tests.conftest import CORPUS_FILES
 
 
@@ -69,3 +69,12 @@ def test_chunk_ids_are_stable_and_unique(chunks_by_file):
     assert [c.id for c in again] == [c.id for c in first]
     all_ids = [c.id for _, chunks in chunks_by_file.values() for c in chunks]
     assert len(all_ids) == len(set(all_ids))
+
+
+def test_sentence_windows_cover_the_chunk_in_order_within_the_budget(chunks_by_file):
+    chunk = max((c for _, chunks in chunks_by_file.values() for c in chunks), key=lambda c: len(c.text))
+    windows = sentence_windows(chunk)
+    assert len(windows) > 1
+    assert "".join(windows).replace(" ", "") == chunk.text.replace(" ", "").replace("\n", "")
+    # over the budget only when one sentence alone is longer
+    assert all(count_tokens(w) <= WINDOW_TOKENS or len(split_sentences(w, list(range(len(w))))) == 1 for w in windows)

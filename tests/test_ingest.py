@@ -5,7 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import chromadb
 import pytest
+from chromadb.config import Settings as ChromaSettings
 
 from rag.factory import build_pipeline
 from rag.settings import Settings
@@ -72,3 +74,27 @@ def test_querying_with_another_embedder_is_refused(small_pipeline, tmp_path):
     with pytest.raises(EmbedderMismatch):
         other.ingest(show_progress=False)
     assert other.index.store.count() > 0  # refusing did not touch the index
+
+
+def test_every_chunk_has_its_sentence_windows_and_a_changed_chunk_takes_its_windows_along(small_pipeline):
+    pipe, corpus, _ = small_pipeline
+    store = pipe.index.store
+    assert store.chunks_with_windows() == set(pipe.index.chunks)
+    path = corpus / "a.md"
+    path.write_text(path.read_text(encoding="utf-8").replace("honest instead", "honest, always"), encoding="utf-8")
+    pipe.ingest(show_progress=False)
+    owners, _ = store.window_vectors()
+    assert set(owners) == set(pipe.index.chunks)  # the replaced chunk's windows went with it
+
+
+def test_an_index_built_before_windows_gets_them_on_first_use(small_pipeline):
+    pipe, _, settings = small_pipeline
+    chunks = set(pipe.index.chunks)
+    # what an index written by the previous version looks like: no windows collection
+    client = chromadb.PersistentClient(path=str(settings.chroma_path), settings=ChromaSettings(anonymized_telemetry=False))
+    client.delete_collection(f"{settings.collection}-windows")
+    reopened = build_pipeline(settings)
+    assert reopened.index.store.chunks_with_windows() == set()
+    assert reopened.ensure_ingested(show_progress=False) is None  # not a re-ingest of the corpus
+    assert reopened.index.store.chunks_with_windows() == chunks
+    assert set(reopened.index.chunks) == chunks

@@ -3,6 +3,8 @@
 Embedded (`PersistentClient` in the data directory) by default; a Chroma server when a host is
 configured. We always hand Chroma our own vectors: its default embedding function would try to
 download a model. The collection records which embedder built it, and refuses any other.
+A second collection, `<name>-windows`, holds the vectors of each chunk's sentence windows,
+keyed `<chunk id>:<n>` with the owning chunk in their metadata.
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ class ChromaIndex:
     def __init__(self, client: chromadb.ClientAPI, name: str):
         self._client = client
         self.name = name
-        self._collection = client.get_or_create_collection(
+        self._collection = self._open(name)
+        self._windows = self._open(f"{name}-windows")
+
+    def _open(self, name: str) -> chromadb.Collection:
+        return self._client.get_or_create_collection(
             name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
         )
 
@@ -63,10 +69,10 @@ class ChromaIndex:
             self._collection.modify(metadata={"embedder": embedder_name})
 
     def reset(self) -> None:
-        self._client.delete_collection(self.name)
-        self._collection = self._client.get_or_create_collection(
-            self.name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
-        )
+        for collection in (self._collection, self._windows):
+            self._client.delete_collection(collection.name)
+        self._collection = self._open(self.name)
+        self._windows = self._open(f"{self.name}-windows")
 
     # --- contents
 
@@ -77,18 +83,31 @@ class ChromaIndex:
         return set(self._collection.get(where={"source": source}, include=[])["ids"])
 
     def add(self, chunks: list[Chunk], vectors: np.ndarray, documents: list[str]) -> None:
-        for i in range(0, len(chunks), _ADD_BATCH):
-            part = slice(i, i + _ADD_BATCH)
-            self._collection.upsert(
-                ids=[c.id for c in chunks[part]],
-                embeddings=vectors[part],
-                documents=documents[part],
-                metadatas=[chunk_metadata(c) for c in chunks[part]],
-            )
+        _upsert(self._collection, [c.id for c in chunks], vectors, documents, [chunk_metadata(c) for c in chunks])
 
     def delete(self, ids: list[str]) -> None:
+        """Delete chunks and their windows."""
         for i in range(0, len(ids), _ADD_BATCH):
-            self._collection.delete(ids=ids[i : i + _ADD_BATCH])
+            part = ids[i : i + _ADD_BATCH]
+            self._windows.delete(where={"chunk_id": {"$in": part}})
+            self._collection.delete(ids=part)
+
+    def add_windows(self, owners: list[str], vectors: np.ndarray, documents: list[str]) -> None:
+        """Store window vectors; `owners[i]` is the chunk id of window i, in window order."""
+        ids, seen = [], {}
+        for owner in owners:
+            seen[owner] = seen.get(owner, -1) + 1
+            ids.append(f"{owner}:{seen[owner]}")
+        _upsert(self._windows, ids, vectors, documents, [{"chunk_id": o} for o in owners])
+
+    def chunks_with_windows(self) -> set[str]:
+        return {m["chunk_id"] for m in self._windows.get(include=["metadatas"])["metadatas"]}
+
+    def window_vectors(self) -> tuple[list[str], np.ndarray]:
+        """Every window's owning chunk id and vector."""
+        got = self._windows.get(include=["metadatas", "embeddings"])
+        owners = [m["chunk_id"] for m in got["metadatas"]]
+        return owners, np.asarray(got["embeddings"], dtype=np.float32).reshape(len(owners), -1)
 
     def all_chunks(self) -> list[Chunk]:
         got = self._collection.get(include=["metadatas"])
@@ -99,3 +118,10 @@ class ChromaIndex:
             return {}
         got = self._collection.get(ids=ids, include=["embeddings"])
         return {i: np.asarray(v, dtype=np.float32) for i, v in zip(got["ids"], got["embeddings"])}
+
+
+def _upsert(collection: chromadb.Collection, ids: list[str], vectors: np.ndarray, documents: list[str],
+            metadatas: list[dict]) -> None:
+    for i in range(0, len(ids), _ADD_BATCH):
+        part = slice(i, i + _ADD_BATCH)
+        collection.upsert(ids=ids[part], embeddings=vectors[part], documents=documents[part], metadatas=metadatas[part])

@@ -1,0 +1,106 @@
+"""Signs that the interviews cannot answer a question, whatever the retrieval scores say.
+
+Retrieval always returns its nearest passages, and for a question on a near-miss topic they
+look as good as for a real one. These checks look instead for what would have to be in the
+corpus for an answer to exist:
+- names it never mentions: Peru, GPT-5, 珠穆朗玛峰, or a Chinese term such as 年化收入 whose
+  words occur nowhere in the interviews;
+- model versions it never mentions: "Claude 3.7 Sonnet" (Claude 3.5 and Sonnet 3.5 are there,
+  3.7 is not);
+- a date or year the question asks for and the best passages do not contain: the interviews
+  mention Claude 4, but never the day it was released.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from .index import CorpusIndex
+from .lexicon import glossary, segment, stem, stopwords
+from .speakers import SpeakerTable
+
+_NAME_OR_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9.'’-]*[A-Za-z0-9]|[\u3400-\u9fff]+")
+# "Claude 3.7", "Sonnet 3.5", "3.5 Haiku": a capitalised name next to a short version number
+_VERSION = re.compile(r"(?<![A-Za-z])([A-Z][a-z]+)\s*(\d{1,2}(?:\.\d)?)(?![\d.]*\d)|(?<![\d.])(\d{1,2}(?:\.\d)?)\s+([A-Z][a-z]+)(?![A-Za-z])")
+
+_ASKS_FOR_DATE = re.compile(r"哪一?天|几月几[日号]|什么日期|哪个日期|\bwhat date\b|\bwhich day\b|\bon what day\b", re.I)
+_ASKS_FOR_YEAR = re.compile(r"哪一?年|\b(?:what|which) year\b", re.I)
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_DATE = re.compile(
+    rf"\d{{1,2}}\s*月\s*\d{{1,2}}\s*[日号]|[一二三四五六七八九十]{{1,2}}月[一二三四五六七八九十]{{1,3}}[日号]"
+    rf"|\b(?:{_MONTHS})\s+\d{{1,2}}\b|\b\d{{1,2}}\s+(?:{_MONTHS})\b|\b\d{{4}}-\d{{2}}-\d{{2}}\b"
+)
+_YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)|[〇零一二三四五六七八九]{4}年|今年|明年|去年")
+
+
+def _has_cjk(text: str) -> bool:
+    return any("\u3400" <= ch <= "\u9fff" for ch in text)
+
+
+def unknown_names(question: str, index: CorpusIndex, speakers: SpeakerTable) -> list[str]:
+    """Specific names in the question that the corpus never mentions, in any language.
+
+    Specific: a capitalised word or an identifier with a digit (Peru, GPT-5, DeepSeek-R1), a
+    model version (Claude 3.7), or a run of Chinese words of three or more characters none of
+    whose two-character parts occur (珠穆朗玛峰, 年化收入). Known: in the index vocabulary, in the
+    glossary or dictionary bridge, or a person's alias.
+    """
+    vocabulary = index.lexical.vocab
+    bridge = index.lexical.extras.get("bridge", {})
+    stop = stopwords()
+
+    def known(word: str) -> bool:
+        key = stem(word)
+        return (key in stop or key in vocabulary or key in bridge or bool(glossary().match([key]))
+                or bool(speakers.mentioned(word)))
+
+    def foreign_chinese(piece: str) -> bool:
+        parts = [p for p in segment(piece, search=True) if len(p) >= 2] or [piece]
+        return not known(piece) and not any(known(p) for p in parts)
+
+    unknown: list[str] = []
+    for m in _NAME_OR_IDENTIFIER.finditer(question):
+        word = m.group(0)
+        if _has_cjk(word):
+            run = ""
+            for piece in [*segment(word), ""]:  # "" ends the last run
+                if piece and foreign_chinese(piece):
+                    run += piece
+                    continue
+                if len(run) >= 3:
+                    unknown.append(run)
+                run = ""
+        elif any(ch.isdigit() for ch in word):  # an identifier (GPT-5, ASL-3) is known whole or not at all
+            if not known(word):
+                unknown.append(word)
+        elif word[0].isupper() and not known(word):
+            # AI-accelerated: only its capitalised parts are names
+            if not all(known(part) for part in word.split("-") if part[:1].isupper()):
+                unknown.append(word)
+    unknown.extend(_unknown_versions(question, index))
+    return unknown
+
+
+def _unknown_versions(question: str, index: CorpusIndex) -> list[str]:
+    """Name + version pairs ("Claude 3.7") that occur in neither order anywhere in the corpus."""
+    unknown = []
+    for m in _VERSION.finditer(question):
+        name, version = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
+        if name.lower() in stopwords():  # "In 2", "by 3"
+            continue
+        n, v = re.escape(name.lower()), re.escape(version)
+        # not \b: Chinese characters are word characters, and "认为Claude 4会" must count
+        pattern = rf"(?<![a-z]){n}\s*{v}(?![\d.]*\d)|(?<![\d.]){v}\s*{n}(?![a-z])"
+        if not index.mentions(pattern):
+            unknown.append(m.group(0))
+    return unknown
+
+
+def missing_answer_type(question: str, evidence: Iterable[str]) -> str | None:
+    """"date" or "year" when the question asks for one and none of the evidence texts has one."""
+    texts = list(evidence)
+    for kind, asks, found in (("date", _ASKS_FOR_DATE, _DATE), ("year", _ASKS_FOR_YEAR, _YEAR)):
+        if asks.search(question) and not any(found.search(t) for t in texts):
+            return kind
+    return None

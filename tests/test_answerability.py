@@ -1,0 +1,50 @@
+"""Abstention signals: names, model versions and dates the interviews never mention."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.answerability import missing_answer_type, unknown_names
+from rag.speakers import default_speakers
+
+
+@pytest.mark.parametrize(
+    ("question", "unknown"),
+    [
+        ("What is the capital of Peru?", ["Peru"]),
+        ("What did Amanda Askell say about Claude 3.7 Sonnet's extended thinking?", ["Claude 3.7"]),
+        ("Anthropic在2025年的年化收入是多少？", ["年化收入"]),
+        ("珠穆朗玛峰的海拔是多少米？", ["珠穆朗玛峰"]),
+        # mentioned, in either word order or glued to Chinese: "Sonnet 3.5", "认为Claude 4会"
+        ("What did Dario say about Claude 3.5 Sonnet?", []),
+        ("Claude 4 会比 Claude 3 强多少？", []),
+        ("In 2 years, will models reach ASL-3?", []),
+        ("阿莫迪怎么看规模化定律？", []),
+    ],
+)
+def test_unknown_names_are_what_the_corpus_never_mentions(pipeline, question, unknown):
+    assert unknown_names(question, pipeline.index, default_speakers()) == unknown
+
+
+@pytest.mark.parametrize(
+    ("question", "evidence", "missing"),
+    [
+        ("Claude 4 是哪一天正式发布的？", ["我预计Claude 4会在明年发布"], "date"),
+        ("Claude 4 是哪一天正式发布的？", ["Claude 4 于5月22日发布"], None),
+        ("On what day was the model released?", ["It came out on March 4, to little fanfare."], None),
+        ("By what year could powerful AI arrive?", ["如果你相信这些曲线，我们会在2026年或2027年达到那里"], None),
+        ("By what year could powerful AI arrive?", ["It depends on the curves."], "year"),
+        ("What did Dario say about scaling?", ["It depends on the curves."], None),
+    ],
+)
+def test_a_date_or_year_asked_for_must_be_in_the_evidence(question, evidence, missing):
+    assert missing_answer_type(question, evidence) == missing
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["Claude 4 是哪一天正式发布的？", "What did Amanda Askell say about Claude 3.7 Sonnet?", "Anthropic在2025年的年化收入是多少？"],
+)
+def test_near_miss_questions_abstain(pipeline, question):
+    answer = pipeline.ask(question)
+    assert answer.abstained and not answer.citations
