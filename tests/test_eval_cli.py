@@ -233,10 +233,12 @@ def test_end_to_end_run_writes_the_run_folder(cli_env, tmp_path):
 
 # ---------------------------------------------------------------------------- the CI quality gate
 
-# Floors a little under what the bundled set measures today (hit@5 0.87, MRR@10 0.63,
-# abstention 0.62, false abstentions 0.03 — README "Quality"); raise them as the pipeline improves.
-QUALITY_FLOOR = ["--min", "hit@5=0.82", "--min", "mrr@10=0.58", "--min", "abstention=0.5",
-                 "--max", "false_abstention=0.08"]
+# Floors a little under what the bundled set measures today (hit@5 0.90, MRR@10 0.72,
+# abstention 0.85, false abstentions 0.03 — README "Quality"), which meet the retrieval targets
+# of issue 3 (hit@5 0.90, MRR@10 0.70, abstention 0.8, false abstentions 0.05) give or take one
+# question; raise them as the pipeline improves.
+QUALITY_FLOOR = ["--min", "hit@5=0.88", "--min", "mrr@10=0.69", "--min", "abstention=0.8",
+                 "--max", "false_abstention=0.05"]
 
 
 def test_quality_gate_on_the_whole_question_set(runner, shared_pipeline, tmp_path):
