@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     report = pipeline.ensure_ingested(show_progress=False)
     index_s = time.perf_counter() - started if report else None
     chunks = len(pipeline.index.chunks)
+    windows = len(pipeline.index.store.window_vectors()[0])
     questions = load_questions(args.questions)
     log(f"{len(questions)} questions, {chunks} chunks in {settings.data_dir}")
 
@@ -199,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                f"Python {platform.python_version()}")
     out.append(f"- Load average (1/5/15 min): before {load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f}, "
                f"after {load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f}")
-    out.append(f"- Index: {chunks} chunks in `{settings.data_dir}`, embedder `{pipeline.embedder.name}`, "
+    out.append(f"- Index: {chunks} chunks ({windows} sentence windows) in `{settings.data_dir}`, embedder `{pipeline.embedder.name}`, "
                f"reranker {settings.reranker_model or 'off'}"
                + (f"; built in this run in {index_s:.0f} s" if index_s else ""))
     out.append(f"- Questions: {n} from `{args.questions.relative_to(ROOT) if args.questions.is_relative_to(ROOT) else args.questions}` "
