@@ -1,0 +1,68 @@
+"""The index in a real Chroma server (`chroma run` on 127.0.0.1), as a deployment that outgrows
+one machine would run it: ingest, windows, search and re-ingest through `RAG_CHROMA_HOST`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from rag.factory import build_pipeline
+from rag.settings import Settings
+from tests.conftest import CORPUS_FILES
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory):
+    port = _free_port()
+    path = tmp_path_factory.mktemp("chroma-server")
+    chroma = Path(sys.executable).with_name("chroma")
+    server = subprocess.Popen([str(chroma), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("the Chroma server did not start")
+                time.sleep(0.3)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_ingest_and_search_through_a_chroma_server(chroma_server, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(CORPUS_FILES[4], corpus / CORPUS_FILES[4].name)
+    settings = Settings(data_dir=tmp_path / "data", corpus=[corpus], chroma_host="127.0.0.1", chroma_port=chroma_server)
+    pipe = build_pipeline(settings)
+    report = pipe.ingest(show_progress=False)
+    assert report.added > 10 and not report.errors
+    assert not settings.chroma_path.exists()  # nothing embedded on local disk: the server holds it
+    assert pipe.index.store.chunks_with_windows() == set(pipe.index.chunks)
+
+    # another client (another machine, in a deployment) sees the same index and reuses it
+    other = build_pipeline(settings.model_copy(update={"data_dir": tmp_path / "other"}))
+    assert other.ingest(show_progress=False).added == 0
+    question = "Amanda怎么介绍宪法式AI？"
+    result = other.search(question, k=3)
+    assert any("宪法式AI" in p.chunk.text for p in result.passages)
+    assert other.ask(question).citations
