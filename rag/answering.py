@@ -17,7 +17,7 @@ from typing import Protocol
 
 from .lexicon import tokenize
 from .models import EDITORIAL, NARRATOR, Answer, Citation, Passage
-from .retrieval import SearchResult
+from .retrieval import QueryPlan, SearchResult
 from .settings import PROMPTS_DIR
 from .text import split_sentences
 
@@ -68,9 +68,9 @@ class ExtractiveAnswerer:
         phrases = load_phrases()["zh" if plan.language == "zh" else "en"]
         picks = self._pick(result) if result.confidence >= self.min_confidence else []
         if not picks:
-            yield phrases["abstain"]
-            yield Answer(plan.question, phrases["abstain"], True, [], result.passages, self.name,
-                         {"generation": _ms(started)})
+            text = phrases["abstain"] + self._missing(plan, phrases)
+            yield text
+            yield Answer(plan.question, text, True, [], result.passages, self.name, {"generation": _ms(started)})
             return
 
         lines = [phrases["intro"]]
@@ -130,6 +130,15 @@ class ExtractiveAnswerer:
         if len(quote) > self.max_quote_chars:
             quote = quote[: self.max_quote_chars].rstrip() + "…"
         return quote, overlap
+
+    @staticmethod
+    def _missing(plan: QueryPlan, phrases: dict) -> str:
+        """What the interviews lack, when the retriever found out (see rag/answerability.py)."""
+        if plan.unknown_names:
+            return phrases["never_mentioned"].format(names=phrases["name_separator"].join(plan.unknown_names))
+        if plan.missing_answer_type:
+            return phrases[f"no_{plan.missing_answer_type}"]
+        return ""
 
     @staticmethod
     def _who(passage: Passage, phrases: dict) -> str:

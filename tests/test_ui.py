@@ -19,7 +19,7 @@ ASKELL = "What did Askell say about sycophancy?"
 DARIO = "What does Dario Amodei think about the race to the top?"
 OLAH_ZH = "克里斯·欧拉如何看待神经网络之美？"
 OFF_TOPIC = "What is the capital of Peru?"
-ABSTAIN_EN = load_phrases()["en"]["abstain"]
+ABSTAIN_EN = load_phrases()["en"]["abstain"] + " They never mention Peru."
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
