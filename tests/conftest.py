@@ -5,6 +5,7 @@ indexed once per test session in a temporary data directory.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,13 @@ from rag.pipeline import Pipeline
 from rag.settings import BUNDLED_CORPUS, Settings
 
 CORPUS_FILES = sorted(BUNDLED_CORPUS.glob("*.txt"))
+
+
+def free_port() -> int:
+    """A port nothing listens on now, for a server a test starts on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

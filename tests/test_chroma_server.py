@@ -5,7 +5,6 @@ one machine would run it: ingest, windows, search and re-ingest through `RAG_CHR
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,18 +15,12 @@ import pytest
 
 from rag.factory import build_pipeline
 from rag.settings import Settings
-from tests.conftest import CORPUS_FILES
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import CORPUS_FILES, free_port
 
 
 @pytest.fixture(scope="module")
 def chroma_server(tmp_path_factory):
-    port = _free_port()
+    port = free_port()
     path = tmp_path_factory.mktemp("chroma-server")
     chroma = Path(sys.executable).with_name("chroma")
     server = subprocess.Popen([str(chroma), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],

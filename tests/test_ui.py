@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from rag.answering import load_phrases
+from tests.conftest import free_port
 from ui.app import EMPTY_QUESTION, THINKING, build_app, launch, respond
 
 ASKELL = "What did Askell say about sycophancy?"
@@ -125,12 +126,6 @@ def test_serve_refuses_a_busy_port_before_building_anything():
 
 
 # ---------------------------------------------------------------------------- real browser
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
