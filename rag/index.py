@@ -27,7 +27,10 @@ def _blas() -> ThreadpoolController:
 
 
 def searchable_text(chunk: Chunk) -> str:
-    """What both the embedder and BM25 see: the question a turn answers, then the words, in both languages."""
+    """What both the embedder and BM25 see: the question a turn answers, then the words, in both languages.
+
+    Part of `chunking.INDEX_RECIPE`: bump its version when this changes, or old vectors stay.
+    """
     parts = [chunk.context, chunk.text, chunk.parallel_text or ""]
     return "\n".join(p for p in parts if p)
 

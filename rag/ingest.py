@@ -4,8 +4,8 @@ Chunk ids are content addresses, so ingest only embeds chunks the index does not
 deletes the chunks a changed file no longer produces. Re-ingesting unchanged files embeds
 nothing. A bad file is reported and skipped; the others, and the existing index, are kept.
 A chunk's sentence windows are stored before the chunk itself, so an interrupted ingest leaves
-no chunk without windows (the next ingest embeds the chunk again); held chunks without windows
-(an index built before windows existed) get theirs on the next ingest.
+no chunk without windows (the next ingest embeds the chunk again). Chunk ids include the
+index recipe (`chunking.INDEX_RECIPE`), so an index written by older code is re-embedded.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from . import chunking
 from .chunking import chunk_turns, sentence_windows
 from .embeddings import Embedder
 from .index import CorpusIndex, searchable_text
@@ -44,7 +45,7 @@ def ingest(
     chunk_tokens: int,
     show_progress: bool = True,
 ) -> IngestReport:
-    index.store.claim(embedder.name)
+    index.store.claim(embedder.name, chunking.INDEX_RECIPE)
     report = IngestReport()
     planned: dict[str, list[Chunk]] = {}
     for path in paths:
@@ -74,7 +75,7 @@ def ingest(
         stale.extend(held - wanted)
         report.unchanged += len(held & wanted)
 
-    _embed_and_store(index, embedder, new, _unwindowed(index, exclude=set(stale)), show_progress)
+    _embed_and_store(index, embedder, new, show_progress)
     if stale:
         index.store.delete(stale)
     report.added, report.removed = len(new), len(stale)
@@ -82,26 +83,11 @@ def ingest(
     return report
 
 
-def complete_windows(index: CorpusIndex, embedder: Embedder, show_progress: bool = True) -> int:
-    """Embed the windows of held chunks that have none (an index built before windows existed)."""
-    missing = _unwindowed(index)
-    if missing:
-        _embed_and_store(index, embedder, [], missing, show_progress)
-        index.refresh()
-    return len(missing)
-
-
-def _unwindowed(index: CorpusIndex, exclude: set[str] = frozenset()) -> list[Chunk]:
-    windowed = index.store.chunks_with_windows()
-    return [c for c in index.chunks.values() if c.id not in windowed and c.id not in exclude]
-
-
-def _embed_and_store(index: CorpusIndex, embedder: Embedder, new: list[Chunk], unwindowed: list[Chunk],
-                     show_progress: bool) -> None:
-    """Embed new chunks and the windows of new and unwindowed chunks; store windows first."""
-    windows = [(c.id, w) for c in new + unwindowed for w in sentence_windows(c)]
-    if not windows and not new:
+def _embed_and_store(index: CorpusIndex, embedder: Embedder, new: list[Chunk], show_progress: bool) -> None:
+    """Embed new chunks and their sentence windows; store the windows first."""
+    if not new:
         return
+    windows = [(c.id, w) for c in new for w in sentence_windows(c)]
     with tqdm(total=len(new) + len(windows), desc="Embedding", unit="passage", disable=not show_progress) as bar:
         window_vectors = embedder.encode_documents([w for _, w in windows], progress=bar.update)
         vectors = embedder.encode_documents([searchable_text(c) for c in new], progress=bar.update)

@@ -11,7 +11,8 @@ from pathlib import Path
 from .answering import Answerer, StreamItem, collect
 from .embeddings import Embedder
 from .index import CorpusIndex
-from .ingest import IngestReport, complete_windows, ingest
+from . import chunking
+from .ingest import IngestReport, ingest
 from .models import Answer
 from .retrieval import HybridRetriever, SearchResult
 from .settings import Settings
@@ -44,9 +45,9 @@ class Pipeline:
                       self.settings.chunk_tokens, show_progress)
 
     def ensure_ingested(self, show_progress: bool = True) -> IngestReport | None:
-        """Build the index from the configured corpus on first use; complete an older index."""
-        if self.index.store.count():
-            complete_windows(self.index, self.embedder, show_progress)
+        """Build the index from the configured corpus on first use, or when older code wrote it."""
+        store = self.index.store
+        if store.count() and store.recipe == chunking.INDEX_RECIPE:
             return None
         return self.ingest(show_progress=show_progress)
 

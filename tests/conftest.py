@@ -24,6 +24,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def window_owners(store) -> set[str]:
+    """The chunks that have sentence windows in a ChromaIndex."""
+    return set(store.window_vectors()[0])
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("rag-data")

@@ -15,7 +15,7 @@ import pytest
 
 from rag.factory import build_pipeline
 from rag.settings import Settings
-from tests.conftest import CORPUS_FILES, free_port
+from tests.conftest import CORPUS_FILES, free_port, window_owners
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_ingest_and_search_through_a_chroma_server(chroma_server, tmp_path):
     report = pipe.ingest(show_progress=False)
     assert report.added > 10 and not report.errors
     assert not settings.chroma_path.exists()  # nothing embedded on local disk: the server holds it
-    assert pipe.index.store.chunks_with_windows() == set(pipe.index.chunks)
+    assert window_owners(pipe.index.store) == set(pipe.index.chunks)
 
     # another client (another machine, in a deployment) sees the same index and reuses it
     other = build_pipeline(settings.model_copy(update={"data_dir": tmp_path / "other"}))

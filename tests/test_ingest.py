@@ -5,14 +5,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import chromadb
 import pytest
-from chromadb.config import Settings as ChromaSettings
 
+from rag import chunking
 from rag.factory import build_pipeline
 from rag.settings import Settings
 from vectorstore.chroma import EmbedderMismatch
-from tests.conftest import CORPUS_FILES
+from tests.conftest import CORPUS_FILES, window_owners
 
 
 def test_reingesting_the_corpus_embeds_nothing_and_changes_nothing(pipeline):
@@ -79,22 +78,27 @@ def test_querying_with_another_embedder_is_refused(small_pipeline, tmp_path):
 def test_every_chunk_has_its_sentence_windows_and_a_changed_chunk_takes_its_windows_along(small_pipeline):
     pipe, corpus, _ = small_pipeline
     store = pipe.index.store
-    assert store.chunks_with_windows() == set(pipe.index.chunks)
+    assert window_owners(store) == set(pipe.index.chunks)
     path = corpus / "a.md"
     path.write_text(path.read_text(encoding="utf-8").replace("honest instead", "honest, always"), encoding="utf-8")
     pipe.ingest(show_progress=False)
-    owners, _ = store.window_vectors()
-    assert set(owners) == set(pipe.index.chunks)  # the replaced chunk's windows went with it
+    assert window_owners(store) == set(pipe.index.chunks)  # the replaced chunk's windows went with it
 
 
-def test_an_index_built_before_windows_gets_them_on_first_use(small_pipeline):
-    pipe, _, settings = small_pipeline
-    chunks = set(pipe.index.chunks)
-    # what an index written by the previous version looks like: no windows collection
-    client = chromadb.PersistentClient(path=str(settings.chroma_path), settings=ChromaSettings(anonymized_telemetry=False))
-    client.delete_collection(f"{settings.collection}-windows")
-    reopened = build_pipeline(settings)
-    assert reopened.index.store.chunks_with_windows() == set()
-    assert reopened.ensure_ingested(show_progress=False) is None  # not a re-ingest of the corpus
-    assert reopened.index.store.chunks_with_windows() == chunks
-    assert set(reopened.index.chunks) == chunks
+def test_an_index_written_by_older_code_is_re_embedded_on_first_use(tmp_path, monkeypatch):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(CORPUS_FILES[3], corpus / CORPUS_FILES[3].name)
+    settings = Settings(data_dir=tmp_path / "data", corpus=[corpus])
+    with monkeypatch.context() as old_code:
+        old_code.setattr(chunking, "INDEX_RECIPE", "an older recipe")
+        old = build_pipeline(settings)
+        old.ingest(show_progress=False)
+        old_ids = set(old.index.chunks)
+    pipe = build_pipeline(settings)
+    report = pipe.ensure_ingested(show_progress=False)
+    assert report is not None and report.added == report.removed == len(old_ids)
+    assert not set(pipe.index.chunks) & old_ids
+    assert window_owners(pipe.index.store) == set(pipe.index.chunks)
+    assert pipe.index.store.recipe == chunking.INDEX_RECIPE
+    assert pipe.ensure_ingested(show_progress=False) is None  # and only once

@@ -47,11 +47,16 @@ class ChromaIndex:
             client = chromadb.PersistentClient(path=str(path), settings=settings)
         return cls(client, name)
 
-    # --- which embedder built it
+    # --- which embedder built it, and from what
 
     @property
     def embedder_name(self) -> str | None:
         return (self._collection.metadata or {}).get("embedder")
+
+    @property
+    def recipe(self) -> str | None:
+        """The chunking recipe of the last ingest (None for an index written by older code)."""
+        return (self._collection.metadata or {}).get("recipe")
 
     def check_embedder(self, embedder_name: str) -> None:
         built = self.embedder_name
@@ -62,11 +67,11 @@ class ChromaIndex:
                 "(`rag ingest --rebuild`) or switch the setting back."
             )
 
-    def claim(self, embedder_name: str) -> None:
-        """Record the embedder on a new (empty) collection."""
+    def claim(self, embedder_name: str, recipe: str) -> None:
+        """Record the embedder (refusing another one) and the recipe an ingest writes with."""
         self.check_embedder(embedder_name)
-        if not self.embedder_name:
-            self._collection.modify(metadata={"embedder": embedder_name})
+        if (self.embedder_name, self.recipe) != (embedder_name, recipe):
+            self._collection.modify(metadata={"embedder": embedder_name, "recipe": recipe})
 
     def reset(self) -> None:
         for collection in (self._collection, self._windows):
@@ -99,9 +104,6 @@ class ChromaIndex:
             seen[owner] = seen.get(owner, -1) + 1
             ids.append(f"{owner}:{seen[owner]}")
         _upsert(self._windows, ids, vectors, documents, [{"chunk_id": o} for o in owners])
-
-    def chunks_with_windows(self) -> set[str]:
-        return {m["chunk_id"] for m in self._windows.get(include=["metadatas"])["metadatas"]}
 
     def window_vectors(self) -> tuple[list[str], np.ndarray]:
         """Every window's owning chunk id and vector."""
