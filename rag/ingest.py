@@ -45,7 +45,7 @@ def ingest(
     chunk_tokens: int,
     show_progress: bool = True,
 ) -> IngestReport:
-    index.store.claim(embedder.name, chunking.INDEX_RECIPE)
+    index.store.claim(embedder.name)
     report = IngestReport()
     planned: dict[str, list[Chunk]] = {}
     for path in paths:
@@ -78,6 +78,7 @@ def ingest(
     _embed_and_store(index, embedder, new, show_progress)
     if stale:
         index.store.delete(stale)
+    index.store.prune_windows()
     report.added, report.removed = len(new), len(stale)
     index.refresh()
     return report
@@ -92,4 +93,4 @@ def _embed_and_store(index: CorpusIndex, embedder: Embedder, new: list[Chunk], s
         window_vectors = embedder.encode_documents([w for _, w in windows], progress=bar.update)
         vectors = embedder.encode_documents([searchable_text(c) for c in new], progress=bar.update)
     index.store.add_windows([owner for owner, _ in windows], window_vectors, [w for _, w in windows])
-    index.store.add(new, vectors, [c.text for c in new])
+    index.store.add(new, vectors, [c.text for c in new], chunking.INDEX_RECIPE)

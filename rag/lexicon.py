@@ -18,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import jieba
+import jieba.posseg
 
 from .speakers import RESOURCES, default_speakers
 
@@ -58,6 +59,16 @@ def _jieba() -> jieba.Tokenizer:
     return tokenizer
 
 
+@lru_cache(maxsize=1)
+def _pos_tagger() -> jieba.posseg.POSTokenizer:
+    return jieba.posseg.POSTokenizer(_jieba())
+
+
+def tag(text: str) -> list[tuple[str, str]]:
+    """jieba words of Chinese text with their part of speech (n… nouns, v verbs, i/l idioms, r pronouns)."""
+    return [(pair.word, pair.flag) for pair in _pos_tagger().cut(text)]
+
+
 def segment(text: str, search: bool = False) -> list[str]:
     """jieba words of Chinese text (search mode adds the shorter words inside long ones)."""
     return list(_jieba().cut_for_search(text) if search else _jieba().cut(text))
@@ -93,6 +104,7 @@ class Glossary:
                 if key:
                     self._by_phrase[key].extend(z for z in entry.chinese if z not in self._by_phrase[key])
         self._longest = max((len(k) for k in self._by_phrase), default=0)
+        self.chinese_terms = frozenset(zh for entry in entries for zh in entry.chinese)
 
     @classmethod
     def load(cls, path: Path = RESOURCES / "glossary.tsv") -> "Glossary":

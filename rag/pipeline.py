@@ -47,7 +47,7 @@ class Pipeline:
     def ensure_ingested(self, show_progress: bool = True) -> IngestReport | None:
         """Build the index from the configured corpus on first use, or when older code wrote it."""
         store = self.index.store
-        if store.count() and store.recipe == chunking.INDEX_RECIPE:
+        if store.count() and store.recipes() == {chunking.INDEX_RECIPE}:
             return None
         return self.ingest(show_progress=show_progress)
 

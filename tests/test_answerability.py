@@ -15,11 +15,20 @@ from rag.speakers import default_speakers
         ("What did Amanda Askell say about Claude 3.7 Sonnet's extended thinking?", ["Claude 3.7"]),
         ("Anthropic在2025年的年化收入是多少？", ["年化收入"]),
         ("珠穆朗玛峰的海拔是多少米？", ["珠穆朗玛峰"]),
+        ("阿莫迪怎么看待中国的AI发展？", ["中国"]),  # the interviews never mention China
         # mentioned, in either word order or glued to Chinese: "Sonnet 3.5", "认为Claude 4会"
         ("What did Dario say about Claude 3.5 Sonnet?", []),
         ("Claude 4 会比 Claude 3 强多少？", []),
         ("In 2 years, will models reach ASL-3?", []),
         ("阿莫迪怎么看规模化定律？", []),
+        ("What did Dario say about Gemini 2.5?", ["Gemini"]),  # named once, not again with its version
+        # a capitalised word next to a number is not a model version
+        ("Give 3 examples of what Amanda says about character", []),
+        ("Name 2 risks Dario worries about", []),
+        # verbs and idioms are not names, even ones the corpus never uses
+        ("Claude会不会谄媚讨好？", []),
+        ("模型为何胡编乱造？", []),
+        ("用系统提示词来修正模型行为有什么优点？", []),  # jieba tags 修正 as a person's name
     ],
 )
 def test_unknown_names_are_what_the_corpus_never_mentions(pipeline, question, unknown):
@@ -32,6 +41,8 @@ def test_unknown_names_are_what_the_corpus_never_mentions(pipeline, question, un
         ("Claude 4 是哪一天正式发布的？", ["我预计Claude 4会在明年发布"], "date"),
         ("Claude 4 是哪一天正式发布的？", ["Claude 4 于5月22日发布"], None),
         ("On what day was the model released?", ["It came out on March 4, to little fanfare."], None),
+        ("On what day was the model released?", ["It came out on the 4th of March."], None),
+        ("What year will it arrive?", ["Maybe next year."], None),
         ("By what year could powerful AI arrive?", ["如果你相信这些曲线，我们会在2026年或2027年达到那里"], None),
         ("By what year could powerful AI arrive?", ["It depends on the curves."], "year"),
         ("What did Dario say about scaling?", ["It depends on the curves."], None),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag import chunking
@@ -100,5 +101,14 @@ def test_an_index_written_by_older_code_is_re_embedded_on_first_use(tmp_path, mo
     assert report is not None and report.added == report.removed == len(old_ids)
     assert not set(pipe.index.chunks) & old_ids
     assert window_owners(pipe.index.store) == set(pipe.index.chunks)
-    assert pipe.index.store.recipe == chunking.INDEX_RECIPE
+    assert pipe.index.store.recipes() == {chunking.INDEX_RECIPE}
     assert pipe.ensure_ingested(show_progress=False) is None  # and only once
+
+
+def test_windows_left_by_an_interrupted_ingest_are_pruned(small_pipeline):
+    pipe, _, _ = small_pipeline
+    store = pipe.index.store
+    # an ingest stopped after storing a chunk's windows, and the file changed before the next one
+    store.add_windows(["a-chunk-never-stored"], np.zeros((1, pipe.embedder.dim), np.float32), ["orphan"])
+    pipe.ingest(show_progress=False)
+    assert window_owners(store) == set(pipe.index.chunks)

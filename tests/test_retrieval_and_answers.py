@@ -118,7 +118,7 @@ def test_off_topic_questions_abstain(pipeline, question):
         ("What is the capital of Peru?", "They never mention Peru."),
         ("What did Amanda Askell say about Claude 3.7 Sonnet?", "They never mention Claude 3.7."),
         ("珠穆朗玛峰的海拔是多少米？", "访谈中从未提到珠穆朗玛峰。"),
-        ("Claude 4 是哪一天正式发布的？", "访谈中没有给出这个日期。"),
+        ("Claude 4 是哪一天正式发布的？", "我找到的段落里没有给出这个日期。"),
     ],
 )
 def test_an_abstention_says_what_the_interviews_lack(pipeline, question, says):

@@ -47,16 +47,11 @@ class ChromaIndex:
             client = chromadb.PersistentClient(path=str(path), settings=settings)
         return cls(client, name)
 
-    # --- which embedder built it, and from what
+    # --- which embedder built it
 
     @property
     def embedder_name(self) -> str | None:
         return (self._collection.metadata or {}).get("embedder")
-
-    @property
-    def recipe(self) -> str | None:
-        """The chunking recipe of the last ingest (None for an index written by older code)."""
-        return (self._collection.metadata or {}).get("recipe")
 
     def check_embedder(self, embedder_name: str) -> None:
         built = self.embedder_name
@@ -67,11 +62,11 @@ class ChromaIndex:
                 "(`rag ingest --rebuild`) or switch the setting back."
             )
 
-    def claim(self, embedder_name: str, recipe: str) -> None:
-        """Record the embedder (refusing another one) and the recipe an ingest writes with."""
+    def claim(self, embedder_name: str) -> None:
+        """Record the embedder on a new (empty) collection."""
         self.check_embedder(embedder_name)
-        if (self.embedder_name, self.recipe) != (embedder_name, recipe):
-            self._collection.modify(metadata={"embedder": embedder_name, "recipe": recipe})
+        if not self.embedder_name:
+            self._collection.modify(metadata={"embedder": embedder_name})
 
     def reset(self) -> None:
         for collection in (self._collection, self._windows):
@@ -87,8 +82,14 @@ class ChromaIndex:
     def ids_for_source(self, source: str) -> set[str]:
         return set(self._collection.get(where={"source": source}, include=[])["ids"])
 
-    def add(self, chunks: list[Chunk], vectors: np.ndarray, documents: list[str]) -> None:
-        _upsert(self._collection, [c.id for c in chunks], vectors, documents, [chunk_metadata(c) for c in chunks])
+    def add(self, chunks: list[Chunk], vectors: np.ndarray, documents: list[str], recipe: str) -> None:
+        """Store chunks, each stamped with the recipe its vectors were made with."""
+        metadatas = [{**chunk_metadata(c), "recipe": recipe} for c in chunks]
+        _upsert(self._collection, [c.id for c in chunks], vectors, documents, metadatas)
+
+    def recipes(self) -> set[str | None]:
+        """The recipes the held chunks were made with (None: older code, before recipes)."""
+        return {m.get("recipe") for m in self._collection.get(include=["metadatas"])["metadatas"]}
 
     def delete(self, ids: list[str]) -> None:
         """Delete chunks and their windows."""
@@ -104,6 +105,15 @@ class ChromaIndex:
             seen[owner] = seen.get(owner, -1) + 1
             ids.append(f"{owner}:{seen[owner]}")
         _upsert(self._windows, ids, vectors, documents, [{"chunk_id": o} for o in owners])
+
+    def prune_windows(self) -> int:
+        """Delete windows whose chunk is not held (an ingest stopped between storing the two)."""
+        held = set(self._collection.get(include=[])["ids"])
+        got = self._windows.get(include=["metadatas"])
+        orphans = [i for i, m in zip(got["ids"], got["metadatas"]) if m["chunk_id"] not in held]
+        for i in range(0, len(orphans), _ADD_BATCH):
+            self._windows.delete(ids=orphans[i : i + _ADD_BATCH])
+        return len(orphans)
 
     def window_vectors(self) -> tuple[list[str], np.ndarray]:
         """Every window's owning chunk id and vector."""
