@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from .index import CorpusIndex
-from .lexicon import glossary, segment, stem, stopwords, tag
+from .lexicon import glossary, proper_nouns, segment, stem, stopwords, tag
 from .speakers import RESOURCES, SpeakerTable
 
 _NAME_OR_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9.'’-]*[A-Za-z0-9]|[\u3400-\u9fff]+")
@@ -35,8 +35,8 @@ _DATE = re.compile(
     r"|\b\d{4}-\d{1,2}-\d{1,2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b", re.I
 )
 _YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)|[〇零一二三四五六七八九]{4}年|今年|明年|去年|\b(?:this|next|last) year\b", re.I)
-_PROPER_NOUN = {"ns", "nt"}  # jieba tags: place, organisation (its "nr" tags ordinary words such as 修正)
 _NOT_A_NAME = ("i", "l", "r")  # jieba tags: idioms, set phrases, pronouns and question words (为何)
+_NOMINAL = ("n", "j")  # jieba tags: nouns, abbreviations (奥运会)
 
 
 @lru_cache(maxsize=1)
@@ -54,9 +54,9 @@ def unknown_names(question: str, index: CorpusIndex, speakers: SpeakerTable) -> 
     """Specific names in the question that the corpus never mentions, in any language.
 
     Specific: a capitalised word or an identifier with a digit (Peru, GPT-5, DeepSeek-R1), a
-    model version (Claude 3.7), a Chinese place or organisation name (中国), or a run of Chinese
-    words of three or more characters, one of them a noun, none of whose two-character parts
-    occur (珠穆朗玛峰, 年化收入); idioms are not names (胡编乱造). Known: in the index vocabulary, in the glossary (either language) or the
+    model version (Claude 3.7), a Chinese proper noun by CC-CEDICT (中国, 英伟达), or a run of
+    Chinese words of three or more characters, one of them a noun, none of whose two-character
+    parts occur (珠穆朗玛峰, 年化收入); idioms are not names (胡编乱造). Known: in the index vocabulary, in the glossary (either language) or the
     dictionary bridge, or a person's alias.
     """
     vocabulary = index.lexical.vocab
@@ -76,15 +76,17 @@ def unknown_names(question: str, index: CorpusIndex, speakers: SpeakerTable) -> 
     for m in _NAME_OR_IDENTIFIER.finditer(question):
         word = m.group(0)
         if _has_cjk(word):
-            run, nominal, proper = "", False, False
+            pieces: list[str] = []
+            nominal = False
             for piece, pos in [*tag(word), ("", "")]:  # ("", "") ends the last run
                 if piece and not pos.startswith(_NOT_A_NAME) and foreign_chinese(piece):
-                    run, nominal = run + piece, nominal or pos.startswith("n")
-                    proper = proper or pos in _PROPER_NOUN
+                    pieces.append(piece)
+                    nominal = nominal or pos.startswith(_NOMINAL)
                     continue
-                if run and (len(run) >= 3 and nominal or proper):
+                run = "".join(pieces)
+                if run and (len(run) >= 3 and nominal or any(p in proper_nouns() for p in [run, *pieces])):
                     unknown.append(run)
-                run, nominal, proper = "", False, False
+                pieces, nominal = [], False
         elif any(ch.isdigit() for ch in word):  # an identifier (GPT-5, ASL-3) is known whole or not at all
             if not known(word):
                 unknown.append(word)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from dataclasses import asdict
 from functools import lru_cache
 
 import tiktoken
@@ -123,6 +124,11 @@ def sentence_windows(chunk: Chunk, max_tokens: int = WINDOW_TOKENS) -> list[str]
     if current:
         windows.append(gap.join(current))
     return windows
+
+
+def current_id(chunk: Chunk) -> str:
+    """The id this code gives the chunk: differs from `chunk.id` when older code stored it."""
+    return _chunk_id({k: v for k, v in asdict(chunk).items() if k != "id"})
 
 
 def _chunk_id(fields: dict) -> str:

@@ -5,18 +5,18 @@ deletes the chunks a changed file no longer produces. Re-ingesting unchanged fil
 nothing. A bad file is reported and skipped; the others, and the existing index, are kept.
 A chunk's sentence windows are stored before the chunk itself, so an interrupted ingest leaves
 no chunk without windows (the next ingest embeds the chunk again). Chunk ids include the
-index recipe (`chunking.INDEX_RECIPE`), so an index written by older code is re-embedded.
+index recipe (`chunking.INDEX_RECIPE`): chunks stored by older code have other ids, and
+`reembed_outdated` renews them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tqdm import tqdm
 
-from . import chunking
-from .chunking import chunk_turns, sentence_windows
+from .chunking import chunk_turns, current_id, sentence_windows
 from .embeddings import Embedder
 from .index import CorpusIndex, searchable_text
 from .models import Chunk
@@ -78,19 +78,37 @@ def ingest(
     _embed_and_store(index, embedder, new, show_progress)
     if stale:
         index.store.delete(stale)
-    index.store.prune_windows()
+    for source in planned:
+        index.store.prune_windows(source)
     report.added, report.removed = len(new), len(stale)
     index.refresh()
     return report
+
+
+def reembed_outdated(index: CorpusIndex, embedder: Embedder, show_progress: bool = True) -> IngestReport | None:
+    """Re-embed the chunks that older code stored (another `INDEX_RECIPE`, so another id).
+
+    They are rebuilt from their own stored fields, so files ingested from anywhere are
+    renewed without their paths; returns None when every chunk is current.
+    """
+    outdated = [c for c in index.chunks.values() if c.id != current_id(c)]
+    if not outdated:
+        return None
+    index.store.check_embedder(embedder.name)
+    renewed = [replace(c, id=current_id(c)) for c in outdated]
+    _embed_and_store(index, embedder, renewed, show_progress)
+    index.store.delete([c.id for c in outdated])
+    index.refresh()
+    return IngestReport(files=sorted({c.source for c in outdated}), added=len(renewed), removed=len(outdated))
 
 
 def _embed_and_store(index: CorpusIndex, embedder: Embedder, new: list[Chunk], show_progress: bool) -> None:
     """Embed new chunks and their sentence windows; store the windows first."""
     if not new:
         return
-    windows = [(c.id, w) for c in new for w in sentence_windows(c)]
+    windows = [(c, w) for c in new for w in sentence_windows(c)]
     with tqdm(total=len(new) + len(windows), desc="Embedding", unit="passage", disable=not show_progress) as bar:
         window_vectors = embedder.encode_documents([w for _, w in windows], progress=bar.update)
         vectors = embedder.encode_documents([searchable_text(c) for c in new], progress=bar.update)
     index.store.add_windows([owner for owner, _ in windows], window_vectors, [w for _, w in windows])
-    index.store.add(new, vectors, [c.text for c in new], chunking.INDEX_RECIPE)
+    index.store.add(new, vectors, [c.text for c in new])

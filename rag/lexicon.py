@@ -193,6 +193,21 @@ def dictionary_bridge(vocabulary: set[str], max_per_word: int = 6) -> dict[str, 
     return dict(bridge)
 
 
+@lru_cache(maxsize=1)
+def proper_nouns() -> frozenset[str]:
+    """Chinese words whose every CC-CEDICT entry is a proper noun (capitalised pinyin):
+    东京, 英伟达, 奥运会, but not 福利 or 英雄 (which jieba sometimes tags as place names)."""
+    proper: set[str] = set()
+    common: set[str] = set()
+    with cedict_path().open(encoding="utf-8") as fh:
+        for line in fh:
+            head, _, rest = line.partition("[")
+            words = head.split()
+            if len(words) >= 2 and not line.startswith("#"):
+                (proper if rest[:1].isupper() else common).add(words[1])
+    return frozenset(proper - common)
+
+
 def _cedict_entries(vocabulary: set[str]):
     """(simplified Chinese word, its English senses) for the CC-CEDICT words found in `vocabulary`."""
     with cedict_path().open(encoding="utf-8") as fh:

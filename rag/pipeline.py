@@ -11,8 +11,7 @@ from pathlib import Path
 from .answering import Answerer, StreamItem, collect
 from .embeddings import Embedder
 from .index import CorpusIndex
-from . import chunking
-from .ingest import IngestReport, ingest
+from .ingest import IngestReport, ingest, reembed_outdated
 from .models import Answer
 from .retrieval import HybridRetriever, SearchResult
 from .settings import Settings
@@ -45,10 +44,9 @@ class Pipeline:
                       self.settings.chunk_tokens, show_progress)
 
     def ensure_ingested(self, show_progress: bool = True) -> IngestReport | None:
-        """Build the index from the configured corpus on first use, or when older code wrote it."""
-        store = self.index.store
-        if store.count() and store.recipes() == {chunking.INDEX_RECIPE}:
-            return None
+        """Build the index from the configured corpus on first use; renew what older code stored."""
+        if self.index.store.count():
+            return reembed_outdated(self.index, self.embedder, show_progress)
         return self.ingest(show_progress=show_progress)
 
     def _ready(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -90,18 +91,21 @@ def test_an_index_written_by_older_code_is_re_embedded_on_first_use(tmp_path, mo
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     shutil.copy(CORPUS_FILES[3], corpus / CORPUS_FILES[3].name)
+    elsewhere = tmp_path / "notes.md"
+    elsewhere.write_text("Alice: Sycophancy is telling people what they want to hear.\n\nBob: I see.\n", encoding="utf-8")
     settings = Settings(data_dir=tmp_path / "data", corpus=[corpus])
     with monkeypatch.context() as old_code:
         old_code.setattr(chunking, "INDEX_RECIPE", "an older recipe")
         old = build_pipeline(settings)
-        old.ingest(show_progress=False)
+        old.ingest([corpus, elsewhere], show_progress=False)
         old_ids = set(old.index.chunks)
     pipe = build_pipeline(settings)
     report = pipe.ensure_ingested(show_progress=False)
+    # every chunk renewed from its stored fields, the file from outside the corpus included
     assert report is not None and report.added == report.removed == len(old_ids)
-    assert not set(pipe.index.chunks) & old_ids
+    assert set(report.files) == {CORPUS_FILES[3].name, "notes.md"}
+    assert not set(pipe.index.chunks) & old_ids and len(pipe.index.chunks) == len(old_ids)
     assert window_owners(pipe.index.store) == set(pipe.index.chunks)
-    assert pipe.index.store.recipes() == {chunking.INDEX_RECIPE}
     assert pipe.ensure_ingested(show_progress=False) is None  # and only once
 
 
@@ -109,6 +113,7 @@ def test_windows_left_by_an_interrupted_ingest_are_pruned(small_pipeline):
     pipe, _, _ = small_pipeline
     store = pipe.index.store
     # an ingest stopped after storing a chunk's windows, and the file changed before the next one
-    store.add_windows(["a-chunk-never-stored"], np.zeros((1, pipe.embedder.dim), np.float32), ["orphan"])
+    never_stored = replace(next(iter(pipe.index.chunks.values())), id="a-chunk-never-stored")
+    store.add_windows([never_stored], np.zeros((1, pipe.embedder.dim), np.float32), ["orphan"])
     pipe.ingest(show_progress=False)
     assert window_owners(store) == set(pipe.index.chunks)

@@ -82,14 +82,8 @@ class ChromaIndex:
     def ids_for_source(self, source: str) -> set[str]:
         return set(self._collection.get(where={"source": source}, include=[])["ids"])
 
-    def add(self, chunks: list[Chunk], vectors: np.ndarray, documents: list[str], recipe: str) -> None:
-        """Store chunks, each stamped with the recipe its vectors were made with."""
-        metadatas = [{**chunk_metadata(c), "recipe": recipe} for c in chunks]
-        _upsert(self._collection, [c.id for c in chunks], vectors, documents, metadatas)
-
-    def recipes(self) -> set[str | None]:
-        """The recipes the held chunks were made with (None: older code, before recipes)."""
-        return {m.get("recipe") for m in self._collection.get(include=["metadatas"])["metadatas"]}
+    def add(self, chunks: list[Chunk], vectors: np.ndarray, documents: list[str]) -> None:
+        _upsert(self._collection, [c.id for c in chunks], vectors, documents, [chunk_metadata(c) for c in chunks])
 
     def delete(self, ids: list[str]) -> None:
         """Delete chunks and their windows."""
@@ -98,18 +92,19 @@ class ChromaIndex:
             self._windows.delete(where={"chunk_id": {"$in": part}})
             self._collection.delete(ids=part)
 
-    def add_windows(self, owners: list[str], vectors: np.ndarray, documents: list[str]) -> None:
-        """Store window vectors; `owners[i]` is the chunk id of window i, in window order."""
+    def add_windows(self, owners: list[Chunk], vectors: np.ndarray, documents: list[str]) -> None:
+        """Store window vectors; `owners[i]` is the chunk of window i, in window order."""
         ids, seen = [], {}
         for owner in owners:
-            seen[owner] = seen.get(owner, -1) + 1
-            ids.append(f"{owner}:{seen[owner]}")
-        _upsert(self._windows, ids, vectors, documents, [{"chunk_id": o} for o in owners])
+            seen[owner.id] = seen.get(owner.id, -1) + 1
+            ids.append(f"{owner.id}:{seen[owner.id]}")
+        _upsert(self._windows, ids, vectors, documents, [{"chunk_id": o.id, "source": o.source} for o in owners])
 
-    def prune_windows(self) -> int:
-        """Delete windows whose chunk is not held (an ingest stopped between storing the two)."""
-        held = set(self._collection.get(include=[])["ids"])
-        got = self._windows.get(include=["metadatas"])
+    def prune_windows(self, source: str) -> int:
+        """Delete the source's windows whose chunk is not held (an ingest stopped between
+        storing the two). Per source: another client's ingest of other files is not touched."""
+        held = self.ids_for_source(source)
+        got = self._windows.get(where={"source": source}, include=["metadatas"])
         orphans = [i for i, m in zip(got["ids"], got["metadatas"]) if m["chunk_id"] not in held]
         for i in range(0, len(orphans), _ADD_BATCH):
             self._windows.delete(ids=orphans[i : i + _ADD_BATCH])
