@@ -14,7 +14,7 @@ corpus for an answer to exist:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 
 from .index import CorpusIndex
@@ -54,10 +54,8 @@ def unknown_names(question: str, index: CorpusIndex, speakers: SpeakerTable) -> 
     """Specific names in the question that the corpus never mentions, in any language.
 
     Specific: a capitalised word or an identifier with a digit (Peru, GPT-5, DeepSeek-R1), a
-    model version (Claude 3.7), a Chinese proper noun by CC-CEDICT (中国, 英伟达), or a run of
-    Chinese words of three or more characters, one of them a noun, none of whose two-character
-    parts occur (珠穆朗玛峰, 年化收入); idioms are not names (胡编乱造). Known: in the index vocabulary, in the glossary (either language) or the
-    dictionary bridge, or a person's alias.
+    model version (Claude 3.7), or Chinese words (see `_chinese_names`). Known: in the index
+    vocabulary, in the glossary (either language) or the dictionary bridge, or a person's alias.
     """
     vocabulary = index.lexical.vocab
     bridge = index.lexical.extras.get("bridge", {})
@@ -76,17 +74,7 @@ def unknown_names(question: str, index: CorpusIndex, speakers: SpeakerTable) -> 
     for m in _NAME_OR_IDENTIFIER.finditer(question):
         word = m.group(0)
         if _has_cjk(word):
-            pieces: list[str] = []
-            nominal = False
-            for piece, pos in [*tag(word), ("", "")]:  # ("", "") ends the last run
-                if piece and not pos.startswith(_NOT_A_NAME) and foreign_chinese(piece):
-                    pieces.append(piece)
-                    nominal = nominal or pos.startswith(_NOMINAL)
-                    continue
-                run = "".join(pieces)
-                if run and (len(run) >= 3 and nominal or any(p in proper_nouns() for p in [run, *pieces])):
-                    unknown.append(run)
-                pieces, nominal = [], False
+            unknown.extend(_chinese_names(word, foreign_chinese))
         elif any(ch.isdigit() for ch in word):  # an identifier (GPT-5, ASL-3) is known whole or not at all
             if not known(word):
                 unknown.append(word)
@@ -96,6 +84,29 @@ def unknown_names(question: str, index: CorpusIndex, speakers: SpeakerTable) -> 
                 unknown.append(word)
     unknown.extend(v for v in _unknown_versions(question, index) if not any(n in v for n in unknown))
     return unknown
+
+
+def _chinese_names(text: str, foreign: Callable[[str], bool]) -> list[str]:
+    """Runs of consecutive foreign words in Chinese text that are names.
+
+    A run is a name when it, or one of its words, is a proper noun by CC-CEDICT (中国, 英伟达),
+    or when it has three or more characters and a noun among its words (珠穆朗玛峰, 年化收入).
+    Idioms, set phrases and question words never count (胡编乱造, 为何); nor do runs of verbs
+    (谄媚讨好): paraphrases are made of such words.
+    """
+    names = []
+    pieces: list[str] = []
+    nominal = False
+    for piece, pos in [*tag(text), ("", "")]:  # ("", "") ends the last run
+        if piece and not pos.startswith(_NOT_A_NAME) and foreign(piece):
+            pieces.append(piece)
+            nominal = nominal or pos.startswith(_NOMINAL)
+            continue
+        run = "".join(pieces)
+        if run and (len(run) >= 3 and nominal or any(p in proper_nouns() for p in [run, *pieces])):
+            names.append(run)
+        pieces, nominal = [], False
+    return names
 
 
 def _unknown_versions(question: str, index: CorpusIndex) -> list[str]:
