@@ -18,7 +18,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import jieba
-import jieba.posseg
 
 from .speakers import RESOURCES, default_speakers
 
@@ -57,16 +56,6 @@ def _jieba() -> jieba.Tokenizer:
         if _CJK.search(word) and " " not in word:
             tokenizer.add_word(word, freq=2000)
     return tokenizer
-
-
-@lru_cache(maxsize=1)
-def _pos_tagger() -> jieba.posseg.POSTokenizer:
-    return jieba.posseg.POSTokenizer(_jieba())
-
-
-def tag(text: str) -> list[tuple[str, str]]:
-    """jieba words of Chinese text with their part of speech (n… nouns, v verbs, i/l idioms, r pronouns)."""
-    return [(pair.word, pair.flag) for pair in _pos_tagger().cut(text)]
 
 
 def segment(text: str, search: bool = False) -> list[str]:
@@ -196,7 +185,7 @@ def dictionary_bridge(vocabulary: set[str], max_per_word: int = 6) -> dict[str, 
 @lru_cache(maxsize=1)
 def proper_nouns() -> frozenset[str]:
     """Chinese words whose every CC-CEDICT entry is a proper noun (capitalised pinyin):
-    东京, 英伟达, 奥运会, but not 福利 or 英雄 (which jieba sometimes tags as place names)."""
+    东京, 英伟达, 奥运会, but not 福利 or 英雄 (which jieba's tagger calls place names)."""
     proper: set[str] = set()
     common: set[str] = set()
     with cedict_path().open(encoding="utf-8") as fh:

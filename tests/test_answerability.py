@@ -13,7 +13,10 @@ from rag.speakers import default_speakers
     [
         ("What is the capital of Peru?", ["Peru"]),
         ("What did Amanda Askell say about Claude 3.7 Sonnet's extended thinking?", ["Claude 3.7"]),
-        ("Anthropic在2025年的年化收入是多少？", ["年化收入"]),
+        # common words the interviews never use are not names: colloquial questions are full of them
+        ("Anthropic在2025年的年化收入是多少？", []),
+        ("网上老有人吐槽Claude越用越傻，是不是Anthropic背地里偷偷给模型动了手脚？", []),
+        ("写提示词这事儿，阿曼达觉得什么时候才真值得下死功夫去抠？", []),
         ("珠穆朗玛峰的海拔是多少米？", ["珠穆朗玛峰"]),
         ("阿莫迪怎么看待中国的AI发展？", ["中国"]),  # the interviews never mention China
         # mentioned, in either word order or glued to Chinese: "Sonnet 3.5", "认为Claude 4会"
@@ -56,7 +59,7 @@ def test_a_date_or_year_asked_for_must_be_in_the_evidence(question, evidence, mi
 
 @pytest.mark.parametrize(
     "question",
-    ["Claude 4 是哪一天正式发布的？", "What did Amanda Askell say about Claude 3.7 Sonnet?", "Anthropic在2025年的年化收入是多少？"],
+    ["Claude 4 是哪一天正式发布的？", "What did Amanda Askell say about Claude 3.7 Sonnet?", "阿莫迪怎么看待中国的AI发展？"],
 )
 def test_near_miss_questions_abstain(pipeline, question):
     answer = pipeline.ask(question)

@@ -1,0 +1,35 @@
+"""Abstention on questions written blind to the abstention rules: `python -m eval.blind_probe`.
+
+The 13 unanswerable questions of `questions.jsonl` were read while `rag/answerability.py` was
+written, so they flatter it. `blind_probes/` holds 16 unanswerable near-miss questions and 24
+answerable, deliberately colloquial ones (each with a verbatim evidence quote), written by
+someone who never saw the rules. Re-run this after touching abstention; it uses the index
+`Settings` points at (RAG_DATA_DIR), indexing the bundled interviews first if it is empty.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rag.factory import build_pipeline
+
+PROBES = Path(__file__).resolve().parent / "blind_probes"
+
+
+def _load(name: str) -> list[dict]:
+    return [json.loads(line) for line in (PROBES / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def main() -> None:
+    pipe = build_pipeline()
+    pipe.ensure_ingested()
+    unanswerable, answerable = _load("unanswerable.jsonl"), _load("answerable.jsonl")
+    kept = [q["id"] for q in unanswerable if not pipe.ask(q["question"]).abstained]
+    refused = [q["id"] for q in answerable if pipe.ask(q["question"]).abstained]
+    print(f"unanswerable that abstain: {len(unanswerable) - len(kept)}/{len(unanswerable)} (answered: {', '.join(kept) or '-'})")
+    print(f"answerable that abstain:   {len(refused)}/{len(answerable)} ({', '.join(refused) or '-'})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+"""The blind abstention probes (eval/blind_probes/) are usable data: unique ids, both languages,
+and every answerable probe's evidence is a verbatim quote of its source file."""
+
+from __future__ import annotations
+
+import json
+
+from eval.blind_probe import PROBES
+from rag.settings import BUNDLED_CORPUS
+
+
+def test_blind_probes_are_valid():
+    for name in ("answerable.jsonl", "unanswerable.jsonl"):
+        rows = [json.loads(line) for line in (PROBES / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+        assert len({r["id"] for r in rows}) == len(rows)
+        assert {r["language"] for r in rows} == {"en", "zh"}
+        for row in rows:
+            if "evidence" in row:
+                assert row["evidence"] in (BUNDLED_CORPUS / row["source"]).read_text(encoding="utf-8"), row["id"]
