@@ -121,7 +121,7 @@ def search(question: str, k: int | None, speaker: str | None, as_json: bool) -> 
 
     def handle(pipe: Pipeline, q: str) -> dict:
         result = pipe.search(q, k, speaker)
-        return {"query": q, "passages": [p.to_json() for p in result.passages]}
+        return {"query": q, "confidence": result.confidence, "passages": [p.to_json() for p in result.passages]}
 
     _run(question, as_json, handle, render_passages)
 

@@ -159,12 +159,14 @@ class Answer:
     passages: list[Passage]
     backend: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
+    confidence: float | None = None  # the retrieval's: how likely the interviews answer at all
 
     def to_json(self) -> dict:
         return {
             "question": self.question,
             "answer": self.text,
             "abstained": self.abstained,
+            "confidence": self.confidence,
             "citations": [c.to_json() for c in self.citations],
             "passages": [p.to_json() for p in self.passages],
             "backend": self.backend,

@@ -65,6 +65,7 @@ class Pipeline:
         for item in self.answerer.answer_stream(result):
             if isinstance(item, Answer):
                 item.timings_ms["retrieval"] = retrieval_ms
+                item.confidence = result.confidence
             yield item
 
     def ask(self, question: str, k: int | None = None, speaker: str | None = None) -> Answer:

@@ -20,6 +20,7 @@ def test_search_json_shape(cli_env):
     assert out.returncode == 0, out.stderr
     payload = json.loads(out.stdout)
     assert payload["query"] == "what did Askell say about sycophancy"
+    assert 0.5 <= payload["confidence"] <= 1.0
     assert [p["rank"] for p in payload["passages"]] == [1, 2, 3]
     for p in payload["passages"]:
         assert SEARCH_KEYS <= p.keys()
@@ -31,8 +32,8 @@ def test_ask_json_shape_and_citations(cli_env):
     out = rag(["ask", "what did Askell say about sycophancy", "--json"], cli_env)
     assert out.returncode == 0, out.stderr
     payload = json.loads(out.stdout)
-    assert {"question", "answer", "abstained", "citations", "passages"} <= payload.keys()
-    assert payload["abstained"] is False
+    assert {"question", "answer", "abstained", "confidence", "citations", "passages"} <= payload.keys()
+    assert payload["abstained"] is False and payload["confidence"] >= 0.5
     assert payload["citations"] and all(CITATION_KEYS <= c.keys() for c in payload["citations"])
     assert any(c["speaker"] == "Amanda Askell" for c in payload["citations"])
     spans = {(p["source"], p["char_start"], p["char_end"]) for p in payload["passages"]}
@@ -42,7 +43,8 @@ def test_ask_json_shape_and_citations(cli_env):
 def test_off_topic_question_abstains(cli_env):
     out = rag(["ask", "What is the capital of Peru?", "--json"], cli_env)
     payload = json.loads(out.stdout)
-    assert payload["abstained"] is True and payload["citations"] == []
+    assert payload["abstained"] is True and payload["citations"] == [] and payload["confidence"] < 0.5
+    assert payload["answer"].endswith("They never mention Peru.")
 
 
 def test_stdin_batch_gives_one_json_object_per_line(cli_env):
