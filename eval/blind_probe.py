@@ -1,9 +1,10 @@
 """Abstention on questions written blind to the abstention rules: `python -m eval.blind_probe`.
 
 The 13 unanswerable questions of `questions.jsonl` were read while `rag/answerability.py` was
-written, so they flatter it. `blind_probes/` holds 16 unanswerable near-miss questions and 24
-answerable, deliberately colloquial ones (each with a verbatim evidence quote), written by
-someone who never saw the rules. Re-run this after touching abstention; it uses the index
+written, so they flatter it. `blind_probes/` holds 30 unanswerable near-miss questions and 44
+answerable ones, many colloquial (each with a verbatim evidence quote), written in two batches
+by helpers who never saw the rules; batch 1 was then used once to choose between rule
+variants, batch 2 (`"batch": 2`) only to measure. Re-run this after touching abstention; it uses the index
 `Settings` points at (RAG_DATA_DIR), indexing the bundled interviews first if it is empty.
 """
 

@@ -97,8 +97,8 @@ def _chinese_names(text: str, foreign: Callable[[str], bool]) -> list[str]:
         if piece and foreign(piece):
             run.append(piece)
             continue
-        if any(p in proper_nouns() for p in ["".join(run), *run]):
-            names.append("".join(run))
+        whole = "".join(run)
+        names.extend([whole] if whole in proper_nouns() else [p for p in run if p in proper_nouns()])
         run = []
     return names
 

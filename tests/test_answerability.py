@@ -34,6 +34,7 @@ from rag.speakers import default_speakers
         ("用系统提示词来修正模型行为有什么优点？", []),  # jieba tags 修正 as a person's name
         ("阿曼达如何看待模型的福利问题？", []),  # … and 福利 as a place
         ("英伟达的芯片为什么这么贵？", ["英伟达"]),  # jieba cuts it into 英/伟达
+        ("明天上海会下雨吗？", ["上海"]),  # only the name, not its unknown neighbours
     ],
 )
 def test_unknown_names_are_what_the_corpus_never_mentions(pipeline, question, unknown):
