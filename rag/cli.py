@@ -107,15 +107,19 @@ def _run(question: str, as_json: bool, handle, render) -> None:
         sys.exit(1)
 
 
-def _speaker_option(f):
-    return click.option("--speaker", help="Only this person's words (e.g. 'Amanda Askell', 'Askell', '阿莫迪').")(f)
+def _question_command(f):
+    """The arguments `rag search` and `rag ask` share."""
+    for option in reversed((
+        click.argument("question"),
+        click.option("-k", "k", type=click.IntRange(1, 50), default=None, help="How many passages (default 5)."),
+        click.option("--speaker", help="Only this person's words (e.g. 'Amanda Askell', 'Askell', '阿莫迪')."),
+        click.option("--json", "as_json", is_flag=True, help="One JSON object per question."),
+    )):
+        f = option(f)
+    return cli.command()(f)
 
 
-@cli.command()
-@click.argument("question")
-@click.option("-k", "k", type=click.IntRange(1, 50), default=None, help="How many passages (default 5).")
-@_speaker_option
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per question.")
+@_question_command
 def search(question: str, k: int | None, speaker: str | None, as_json: bool) -> None:
     """Show the passages that best match QUESTION ('-' reads one question per line from stdin)."""
 
@@ -126,11 +130,7 @@ def search(question: str, k: int | None, speaker: str | None, as_json: bool) -> 
     _run(question, as_json, handle, render_passages)
 
 
-@cli.command()
-@click.argument("question")
-@click.option("-k", "k", type=click.IntRange(1, 50), default=None, help="How many passages to consider.")
-@_speaker_option
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per question.")
+@_question_command
 def ask(question: str, k: int | None, speaker: str | None, as_json: bool) -> None:
     """Answer QUESTION with numbered citations ('-' reads one question per line from stdin)."""
     _run(question, as_json, lambda pipe, q: pipe.ask(q, k, speaker).to_json(), render_answer)
