@@ -18,14 +18,14 @@ from rag.factory import build_pipeline
 PROBES = Path(__file__).resolve().parent / "blind_probes"
 
 
-def _load(name: str) -> list[dict]:
+def load_probes(name: str) -> list[dict]:
     return [json.loads(line) for line in (PROBES / name).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def main() -> None:
     pipe = build_pipeline()
     pipe.ensure_ingested()
-    unanswerable, answerable = _load("unanswerable.jsonl"), _load("answerable.jsonl")
+    unanswerable, answerable = load_probes("unanswerable.jsonl"), load_probes("answerable.jsonl")
     kept = [q["id"] for q in unanswerable if not pipe.ask(q["question"]).abstained]
     refused = [q["id"] for q in answerable if pipe.ask(q["question"]).abstained]
     print(f"unanswerable that abstain: {len(unanswerable) - len(kept)}/{len(unanswerable)} (answered: {', '.join(kept) or '-'})")

@@ -19,6 +19,7 @@ from functools import lru_cache
 from .index import CorpusIndex
 from .lexicon import glossary, proper_nouns, segment, stem, stopwords
 from .speakers import RESOURCES, SpeakerTable
+from .text import has_cjk
 
 _NAME_OR_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9.'’-]*[A-Za-z0-9]|[\u3400-\u9fff]+")
 # "Claude 3.7", "Sonnet 3.5", "3.5 Haiku": a capitalised name next to a short version number
@@ -41,10 +42,6 @@ def model_families() -> frozenset[str]:
     """Names whose version numbers are checked (`resources/model_families.txt`)."""
     lines = (RESOURCES / "model_families.txt").read_text(encoding="utf-8").splitlines()
     return frozenset(line.strip().lower() for line in lines if line.strip() and not line.startswith("#"))
-
-
-def _has_cjk(text: str) -> bool:
-    return any("\u3400" <= ch <= "\u9fff" for ch in text)
 
 
 def unknown_names(question: str, index: CorpusIndex, speakers: SpeakerTable) -> list[str]:
@@ -70,7 +67,7 @@ def unknown_names(question: str, index: CorpusIndex, speakers: SpeakerTable) -> 
     unknown: list[str] = []
     for m in _NAME_OR_IDENTIFIER.finditer(question):
         word = m.group(0)
-        if _has_cjk(word):
+        if has_cjk(word):
             unknown.extend(_chinese_names(word, foreign_chinese))
         elif any(ch.isdigit() for ch in word):  # an identifier (GPT-5, ASL-3) is known whole or not at all
             if not known(word):

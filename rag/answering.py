@@ -19,7 +19,7 @@ from .lexicon import tokenize
 from .models import EDITORIAL, NARRATOR, Answer, Citation, Passage
 from .retrieval import QueryPlan, SearchResult
 from .settings import PROMPTS_DIR
-from .text import split_sentences
+from .text import sentences
 
 StreamItem = str | Answer  # text deltas, then the finished Answer last
 
@@ -110,23 +110,22 @@ class ExtractiveAnswerer:
     def _best_quote(self, passage: Passage, terms: dict[str, float]) -> tuple[str, float]:
         text = passage.shown_text or passage.chunk.text
         # sentence by sentence within paragraphs: a quote never runs across a heading or list line
-        sentences = [
-            (n, s.text) for n, para in enumerate(text.split("\n"))
-            for s in split_sentences(para, list(range(len(para))))
+        numbered = [
+            (n, sentence) for n, para in enumerate(text.split("\n")) for sentence in sentences(para)
         ] or [(0, text)]
         scored = []
-        for i, (_, sentence) in enumerate(sentences):
+        for i, (_, sentence) in enumerate(numbered):
             tokens = set(tokenize(sentence))
             overlap = sum(w for t, w in terms.items() if t in tokens)
             question_penalty = 0.5 if sentence.rstrip().endswith(("?", "？")) else 0.0
             scored.append((overlap - question_penalty - 0.01 * i, overlap, i))
         _, overlap, best = max(scored)
-        paragraph, quote = sentences[best]
+        paragraph, quote = numbered[best]
         # a very short sentence says little alone: carry on into the next one of its paragraph
-        if (best + 1 < len(sentences) and sentences[best + 1][0] == paragraph
+        if (best + 1 < len(numbered) and numbered[best + 1][0] == paragraph
                 and len(quote) < (40 if passage.chunk.language == "zh" else 90)):
             gap = "" if passage.chunk.language == "zh" and passage.shown_text == passage.chunk.text else " "
-            quote += gap + sentences[best + 1][1]
+            quote += gap + numbered[best + 1][1]
         if len(quote) > self.max_quote_chars:
             quote = quote[: self.max_quote_chars].rstrip() + "…"
         return quote, overlap

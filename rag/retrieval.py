@@ -26,7 +26,7 @@ from .index import CorpusIndex
 from .lexicon import glossary, stem, stopwords, tokenize
 from .models import NON_PERSON_SPEAKERS, Chunk, Passage
 from .speakers import SpeakerTable
-from .text import detect_language
+from .text import detect_language, has_cjk
 
 _WHO_SAID = re.compile(r"^\s*(who\b|which (guest|person|speaker)\b)|谁|哪位|哪一位", re.IGNORECASE)
 _ENGLISH_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’-]*")
@@ -35,10 +35,6 @@ _ENGLISH_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’-]*")
 def dense_confidence(best_cosine: float) -> float:
     """The best e5 cosine mapped to [0, 1]: e5 cosines sit in ~0.70–0.90 whatever the question."""
     return min(1.0, max(0.0, (best_cosine - 0.75) / 0.12))
-
-
-def _has_cjk(token: str) -> bool:
-    return any("\u3400" <= ch <= "\u9fff" for ch in token)
 
 
 class UnknownSpeaker(ValueError):
@@ -196,7 +192,7 @@ class HybridRetriever:
         gloss_hits: list[tuple[str, float]] = []
         if plan.language == "en":
             glossed = self.index.glossed
-            english = {t: 1.0 for t in plan.terms if not _has_cjk(t)}
+            english = {t: 1.0 for t in plan.terms if not has_cjk(t)}
             graw = glossed.scores(english)
             gorder = [i for i in np.argsort(-graw, kind="stable") if graw[i] > 0 and (allowed is None or allowed(chunks[glossed.ids[i]]))][: self.candidates]
             gloss_hits = [(glossed.ids[i], float(graw[i])) for i in gorder]

@@ -35,6 +35,10 @@ def is_cjk(ch: str) -> bool:
     return bool(_CJK.match(ch))
 
 
+def has_cjk(text: str) -> bool:
+    return _CJK.search(text) is not None
+
+
 def detect_language(text: str) -> str:
     """'zh' when a meaningful share of letters are Chinese characters, else 'en'."""
     cjk = len(_CJK.findall(text))
@@ -94,6 +98,11 @@ def split_sentences(text: str, offsets: list[int], max_chars: int = 160) -> list
         start = m.end()
     _emit(text, offsets, start, len(text), max_chars, spans)
     return spans
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of a text that has no file offsets (a chunk, a passage as shown)."""
+    return [span.text for span in split_sentences(text, list(range(len(text))))]
 
 
 def _emit(text: str, offsets: list[int], a: int, b: int, max_chars: int, spans: list[Span]) -> None:

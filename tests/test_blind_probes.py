@@ -3,15 +3,13 @@ and every answerable probe's evidence is a verbatim quote of its source file."""
 
 from __future__ import annotations
 
-import json
-
-from eval.blind_probe import PROBES
+from eval.blind_probe import load_probes
 from rag.settings import BUNDLED_CORPUS
 
 
 def test_blind_probes_are_valid():
     for name in ("answerable.jsonl", "unanswerable.jsonl"):
-        rows = [json.loads(line) for line in (PROBES / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = load_probes(name)
         assert len({r["id"] for r in rows}) == len(rows)
         assert {r["language"] for r in rows} == {"en", "zh"}
         for row in rows:

@@ -6,7 +6,7 @@ import pytest
 
 from rag.chunking import WINDOW_TOKENS, chunk_turns, count_tokens, sentence_windows
 from rag.parsing import parse_file
-from rag.text import comparable, split_sentences
+from rag.text import comparable, sentences
 from tests.conftest import CORPUS_FILES
 
 
@@ -77,4 +77,4 @@ def test_sentence_windows_cover_the_chunk_in_order_within_the_budget(chunks_by_f
     assert len(windows) > 1
     assert "".join(windows).replace(" ", "") == chunk.text.replace(" ", "").replace("\n", "")
     # over the budget only when one sentence alone is longer
-    assert all(count_tokens(w) <= WINDOW_TOKENS or len(split_sentences(w, list(range(len(w))))) == 1 for w in windows)
+    assert all(count_tokens(w) <= WINDOW_TOKENS or len(sentences(w)) == 1 for w in windows)
