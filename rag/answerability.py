@@ -7,7 +7,9 @@ corpus for an answer to exist:
 - model versions it never mentions: "Claude 3.7 Sonnet" (Claude 3.5 and Sonnet 3.5 are there,
   3.7 is not);
 - a date or year the question asks for and the best passages do not contain: the interviews
-  mention Claude 4, but the passages about it give no release day.
+  mention Claude 4, but the passages about it give no release day;
+- a question with no distinctive word of the interviews at all, only words they never use and
+  common ones (红烧肉应该怎么做: 应该 and 做 are everywhere, 红烧肉 nowhere).
 """
 
 from __future__ import annotations
@@ -44,40 +46,99 @@ def model_families() -> frozenset[str]:
     return frozenset(line.strip().lower() for line in lines if line.strip() and not line.startswith("#"))
 
 
+class _CorpusWords:
+    """What the corpus knows of a word, in any language: the index vocabulary, the glossary
+    (either language), the dictionary bridge, or a person's alias."""
+
+    # a word in more of the passages than this says nothing about a question's topic (应该, 做)
+    COMMON_SHARE = 0.05
+
+    def __init__(self, index: CorpusIndex, speakers: SpeakerTable):
+        self.lexical = index.lexical
+        self.bridge = self.lexical.extras.get("bridge", {})
+        self.speakers = speakers
+        self.stop = stopwords()
+
+    def known(self, word: str) -> bool:
+        key = stem(word)
+        return key in self.stop or key in self.lexical.vocab or key in self.bridge or self._domain(word)
+
+    def distinctive(self, word: str) -> bool:
+        """Known, and telling of a topic: a domain term, a person, or a word few passages use."""
+        key = stem(word)
+        if key in self.stop:
+            return False
+        if self._domain(word):
+            return True
+        if key in self.lexical.vocab:
+            return self.lexical.df[key] < self.COMMON_SHARE * max(1, len(self.lexical.ids))
+        return key in self.bridge
+
+    def foreign_chinese(self, piece: str) -> bool:
+        """Neither the piece nor any of its two-character-plus words is known."""
+        return not self.known(piece) and not any(self.known(p) for p in self._parts(piece))
+
+    def distinctive_chinese(self, piece: str) -> bool:
+        return self.distinctive(piece) or any(self.distinctive(p) for p in self._parts(piece) if self.known(p))
+
+    @staticmethod
+    def _parts(piece: str) -> list[str]:
+        return [p for p in segment(piece, search=True) if len(p) >= 2]
+
+    def _domain(self, word: str) -> bool:
+        key = stem(word)
+        return key in glossary().chinese_terms or bool(glossary().match([key])) or bool(self.speakers.mentioned(word))
+
+
 def unknown_names(question: str, index: CorpusIndex, speakers: SpeakerTable) -> list[str]:
     """Specific names in the question that the corpus never mentions, in any language.
 
     Specific: a capitalised word or an identifier with a digit (Peru, GPT-5, DeepSeek-R1), a
-    model version (Claude 3.7), or a Chinese proper noun (see `_chinese_names`). Known: in the index
-    vocabulary, in the glossary (either language) or the dictionary bridge, or a person's alias.
+    model version (Claude 3.7), or a Chinese proper noun (see `_chinese_names`).
     """
-    vocabulary = index.lexical.vocab
-    bridge = index.lexical.extras.get("bridge", {})
-    stop = stopwords()
-
-    def known(word: str) -> bool:
-        key = stem(word)
-        return (key in stop or key in vocabulary or key in bridge or key in glossary().chinese_terms
-                or bool(glossary().match([key])) or bool(speakers.mentioned(word)))
-
-    def foreign_chinese(piece: str) -> bool:
-        parts = [p for p in segment(piece, search=True) if len(p) >= 2] or [piece]
-        return not known(piece) and not any(known(p) for p in parts)
-
+    words = _CorpusWords(index, speakers)
     unknown: list[str] = []
     for m in _NAME_OR_IDENTIFIER.finditer(question):
         word = m.group(0)
         if has_cjk(word):
-            unknown.extend(_chinese_names(word, foreign_chinese))
+            unknown.extend(_chinese_names(word, words.foreign_chinese))
         elif any(ch.isdigit() for ch in word):  # an identifier (GPT-5, ASL-3) is known whole or not at all
-            if not known(word):
+            if not words.known(word):
                 unknown.append(word)
-        elif word[0].isupper() and not known(word):
+        elif word[0].isupper() and not words.known(word):
             # AI-accelerated: only its capitalised parts are names
-            if not all(known(part) for part in word.split("-") if part[:1].isupper()):
+            if not all(words.known(part) for part in word.split("-") if part[:1].isupper()):
                 unknown.append(word)
     unknown.extend(v for v in _unknown_versions(question, index) if not any(n in v for n in unknown))
     return unknown
+
+
+def foreign_topic(question: str, index: CorpusIndex, speakers: SpeakerTable) -> list[str]:
+    """The words of an off-topic question that the corpus never uses, or [] if it is on topic.
+
+    Off topic: not one distinctive word of the corpus (`_CorpusWords.distinctive`), and some it
+    never uses. One distinctive word is enough to stay on topic, which is what keeps colloquial
+    questions answerable: "阿曼达背地里…" has 阿曼达.
+    """
+    words = _CorpusWords(index, speakers)
+    foreign: list[str] = []
+    for m in _NAME_OR_IDENTIFIER.finditer(question):
+        piece = m.group(0)
+        for word in segment(piece) if has_cjk(piece) else [piece]:
+            if not word.strip() or stem(word) in words.stop:
+                continue
+            if has_cjk(word):
+                if not words.foreign_chinese(word):
+                    if words.distinctive_chinese(word):
+                        return []
+                elif len(word) >= 2:  # a lone character is too ambiguous to name
+                    foreign.append(word)
+            elif words.known(word):
+                if words.distinctive(word):
+                    return []
+            else:
+                foreign.append(word)
+    return foreign
 
 
 def _chinese_names(text: str, foreign: Callable[[str], bool]) -> list[str]:

@@ -133,8 +133,8 @@ class ExtractiveAnswerer:
     @staticmethod
     def _missing(plan: QueryPlan, phrases: dict) -> str:
         """What the interviews lack, when the retriever found out (see rag/answerability.py)."""
-        if plan.unknown_names:
-            return phrases["never_mentioned"].format(names=phrases["name_separator"].join(plan.unknown_names))
+        if plan.never_mentioned:
+            return phrases["never_mentioned"].format(names=phrases["name_separator"].join(plan.never_mentioned))
         if plan.missing_answer_type:
             return phrases[f"no_{plan.missing_answer_type}"]
         return ""

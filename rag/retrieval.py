@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .answerability import missing_answer_type, unknown_names
+from .answerability import foreign_topic, missing_answer_type, unknown_names
 from .embeddings import Embedder
 from .index import CorpusIndex
 from .lexicon import glossary, stem, stopwords, tokenize
@@ -71,7 +71,7 @@ class QueryPlan:
     speaker_filter: bool = False
     terms: dict[str, float] = field(default_factory=dict)
     chinese_terms: list[str] = field(default_factory=list)  # glossary translations of an English question
-    unknown_names: list[str] = field(default_factory=list)  # names the corpus never mentions
+    never_mentioned: list[str] = field(default_factory=list)  # names, or an off-topic question's words
     missing_answer_type: str | None = None  # "date"/"year" asked for, absent from the best passages
 
 
@@ -117,7 +117,8 @@ class HybridRetriever:
             if len(named) == 1:
                 plan.speaker = named[0]
         plan.terms = self._lexical_terms(question, plan)
-        plan.unknown_names = unknown_names(question, self.index, self.speakers)
+        plan.never_mentioned = (unknown_names(question, self.index, self.speakers)
+                                or foreign_topic(question, self.index, self.speakers))
         return plan
 
     def _lexical_terms(self, question: str, plan: QueryPlan) -> dict[str, float]:
@@ -275,6 +276,6 @@ class HybridRetriever:
         best_lexical = lexical_hits[0][1] if lexical_hits else 0.0
         lexical_part = min(1.0, best_lexical / (4.0 * total ** 0.5))
         confidence = 0.6 * dense_part + 0.4 * lexical_part
-        if plan.unknown_names or plan.missing_answer_type:  # "the capital of Peru"; "the day Claude 4 came out"
+        if plan.never_mentioned or plan.missing_answer_type:  # "the capital of Peru"; "the day Claude 4 came out"
             confidence *= 0.3
         return round(confidence, 4)

@@ -1,10 +1,10 @@
-"""Abstention signals: names, model versions and dates the interviews never mention."""
+"""Abstention signals: names, model versions, dates and whole topics the interviews never mention."""
 
 from __future__ import annotations
 
 import pytest
 
-from rag.answerability import missing_answer_type, unknown_names
+from rag.answerability import foreign_topic, missing_answer_type, unknown_names
 from rag.speakers import default_speakers
 
 
@@ -42,6 +42,24 @@ def test_unknown_names_are_what_the_corpus_never_mentions(pipeline, question, un
 
 
 @pytest.mark.parametrize(
+    ("question", "foreign"),
+    [
+        ("红烧肉应该怎么做？", ["红烧肉"]),  # 应该 and 做 are in every other passage: no topic of theirs
+        ("How do I bake sourdough bread?", ["bake", "sourdough", "bread"]),
+        # one distinctive word keeps a question on topic, however colloquial the rest
+        ("阿曼达背地里怎么看Claude？", []),
+        ("写提示词这事儿，阿曼达觉得什么时候才真值得下死功夫去抠？", []),
+        ("网上老有人吐槽Claude越用越傻，是不是Anthropic背地里偷偷给模型动了手脚？", []),
+        ("Why does the model flatter people so much?", []),
+        # vague is not off topic: every word is one the interviews use
+        ("What do they think about it?", []),
+    ],
+)
+def test_an_off_topic_question_has_no_distinctive_word_of_the_interviews(pipeline, question, foreign):
+    assert foreign_topic(question, pipeline.index, default_speakers()) == foreign
+
+
+@pytest.mark.parametrize(
     ("question", "evidence", "missing"),
     [
         ("Claude 4 是哪一天正式发布的？", ["我预计Claude 4会在明年发布"], "date"),
@@ -65,3 +83,9 @@ def test_a_date_or_year_asked_for_must_be_in_the_evidence(question, evidence, mi
 def test_near_miss_questions_abstain(pipeline, question):
     answer = pipeline.ask(question)
     assert answer.abstained and not answer.citations
+
+
+def test_an_off_topic_question_abstains_and_says_what_the_interviews_lack(pipeline):
+    answer = pipeline.ask("红烧肉应该怎么做？")
+    assert answer.abstained and not answer.citations
+    assert answer.text.endswith("访谈中从未提到红烧肉。")
