@@ -1,11 +1,11 @@
 """Abstention on questions written blind to the abstention rules: `python -m eval.blind_probe`.
 
 The 13 unanswerable questions of `questions.jsonl` were read while `rag/answerability.py` was
-written, so they flatter it. `blind_probes/` holds 30 unanswerable near-miss questions and 44
-answerable ones, many colloquial (each with a verbatim evidence quote), written in two batches
-by helpers who never saw the rules; batch 1 was then used once to choose between rule
-variants, batch 2 (`"batch": 2`) only to measure. Re-run this after touching abstention; it uses the index
-`Settings` points at (RAG_DATA_DIR), indexing the bundled interviews first if it is empty.
+written, so they flatter it. `blind_probes/` holds 54 unanswerable near-miss questions and 80
+answerable ones, many colloquial (each with a verbatim evidence quote), written in three batches
+by helpers who never saw the rules; batch 1 was used once to choose between rule variants,
+batches 2 and 3 (`"batch"`) only to measure. Re-run this after touching abstention; it uses the
+index `Settings` points at (RAG_DATA_DIR), indexing the bundled interviews first if it is empty.
 """
 
 from __future__ import annotations
@@ -26,10 +26,16 @@ def main() -> None:
     pipe = build_pipeline()
     pipe.ensure_ingested()
     unanswerable, answerable = load_probes("unanswerable.jsonl"), load_probes("answerable.jsonl")
-    kept = [q["id"] for q in unanswerable if not pipe.ask(q["question"]).abstained]
-    refused = [q["id"] for q in answerable if pipe.ask(q["question"]).abstained]
-    print(f"unanswerable that abstain: {len(unanswerable) - len(kept)}/{len(unanswerable)} (answered: {', '.join(kept) or '-'})")
-    print(f"answerable that abstain:   {len(refused)}/{len(answerable)} ({', '.join(refused) or '-'})")
+    kept = {q["id"] for q in unanswerable if not pipe.ask(q["question"]).abstained}
+    refused = {q["id"] for q in answerable if pipe.ask(q["question"]).abstained}
+    for batch in sorted({q.get("batch", 1) for q in unanswerable + answerable}):
+        u = [q["id"] for q in unanswerable if q.get("batch", 1) == batch]
+        a = [q["id"] for q in answerable if q.get("batch", 1) == batch]
+        print(f"batch {batch}: unanswerable that abstain {len(set(u) - kept)}/{len(u)}, "
+              f"answerable that abstain {len(refused & set(a))}/{len(a)}")
+    print(f"all:     unanswerable that abstain {len(unanswerable) - len(kept)}/{len(unanswerable)} "
+          f"(answered: {', '.join(sorted(kept)) or '-'})")
+    print(f"         answerable that abstain {len(refused)}/{len(answerable)} ({', '.join(sorted(refused)) or '-'})")
 
 
 if __name__ == "__main__":
