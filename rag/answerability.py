@@ -37,6 +37,16 @@ _DATE = re.compile(
     r"|\b\d{4}-\d{1,2}-\d{1,2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b", re.I
 )
 _YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)|[〇零一二三四五六七八九]{4}年|今年|明年|去年|\b(?:this|next|last) year\b", re.I)
+# an amount of money: asked for only when the question also says what kind of amount it is
+_ASKS_FOR_AMOUNT = re.compile(r"多少|多贵|\bhow much\b|\bwhat (?:is|was|are|were) (?:the|its|their) (?:price|cost)\b", re.I)
+_MONEY_WORD = re.compile(
+    r"钱|价格|价钱|定价|费用|成本|花费|花了|营收|收入|利润|估值|融资|薪水|工资|美元|"
+    r"\b(?:cost|costs|price|priced|pricing|revenue|profit|valuation|valued|worth|salary|paid|pay|spend|spent|"
+    r"invest|invested|investment|funding|raise|raised|money|dollars?)\b", re.I)
+_NUMERAL = r"[\d两二三四五六七八九十百千万亿几数]"
+_MONEY = re.compile(rf"美元|美金|人民币|欧元|英镑|{_NUMERAL}\s*(?:元|块钱)|[$＄€£]\s*\d|\bdollars?\b|\b(?:USD|RMB)\b", re.I)
+_ASKS_FOR_AGE = re.compile(r"多大了|几岁|多少岁|年龄|年纪|\bhow old\b|\bwhat age\b", re.I)
+_AGE = re.compile(rf"{_NUMERAL}+\s*岁|\byears? old\b|\b(?:aged?|in (?:my|his|her) (?:teens|twenties|thirties|forties))\b", re.I)
 
 
 @lru_cache(maxsize=1)
@@ -176,10 +186,24 @@ def _unknown_versions(question: str, index: CorpusIndex) -> list[str]:
     return unknown
 
 
+def _asks_for_money(question: str) -> bool:
+    return bool(_ASKS_FOR_AMOUNT.search(question) and _MONEY_WORD.search(question))
+
+
+_ANSWER_TYPES: tuple[tuple[str, Callable[[str], object], re.Pattern[str]], ...] = (
+    ("date", _ASKS_FOR_DATE.search, _DATE),
+    ("year", _ASKS_FOR_YEAR.search, _YEAR),
+    ("money", _asks_for_money, _MONEY),
+    ("age", _ASKS_FOR_AGE.search, _AGE),
+)
+
+
 def missing_answer_type(question: str, evidence: Iterable[str]) -> str | None:
-    """"date" or "year" when the question asks for one and none of the evidence texts has one."""
+    """The kind of answer ("date", "year", "money", "age") the question asks for when none of the
+    evidence texts contains one: "how much did training Claude 3 Opus cost" over passages that
+    name no currency cannot be answered from them."""
     texts = list(evidence)
-    for kind, asks, found in (("date", _ASKS_FOR_DATE, _DATE), ("year", _ASKS_FOR_YEAR, _YEAR)):
-        if asks.search(question) and not any(found.search(t) for t in texts):
+    for kind, asks, found in _ANSWER_TYPES:
+        if asks(question) and not any(found.search(t) for t in texts):
             return kind
     return None

@@ -1,4 +1,5 @@
-"""Abstention signals: names, model versions, dates and whole topics the interviews never mention."""
+"""Abstention signals: names, model versions, dates, amounts of money, ages and whole topics the
+interviews never mention."""
 
 from __future__ import annotations
 
@@ -70,9 +71,20 @@ def test_an_off_topic_question_has_no_distinctive_word_of_the_interviews(pipelin
         ("By what year could powerful AI arrive?", ["如果你相信这些曲线，我们会在2026年或2027年达到那里"], None),
         ("By what year could powerful AI arrive?", ["It depends on the curves."], "year"),
         ("What did Dario say about scaling?", ["It depends on the curves."], None),
+        # money: "how much" plus a word saying the amount is money, answered only by a currency
+        ("How much did training the model cost?", ["It was very expensive."], "money"),
+        ("How much did training the model cost?", ["我认为明年，我们将达到数十亿美元的规模。"], None),
+        ("How much did training the model cost?", ["Roughly $1 billion."], None),
+        ("模型训练要花多少钱？", ["成本非常高。"], "money"),
+        ("模型训练要花多少钱？", ["大概要花三十亿元。"], None),
+        ("How much did the benchmark score go up?", ["It went from 3% to about 50%."], None),  # not money
+        ("What did Dario say about the cost of training?", ["It was very expensive."], None),  # no amount asked
+        ("克里斯今年多大了？", ["他很年轻的时候就开始做研究了。"], "age"),
+        ("How old was he when he started?", ["He was 19 years old."], None),
+        ("他几岁开始写代码？", ["他12岁就开始写代码了。"], None),
     ],
 )
-def test_a_date_or_year_asked_for_must_be_in_the_evidence(question, evidence, missing):
+def test_an_answer_type_asked_for_must_be_in_the_evidence(question, evidence, missing):
     assert missing_answer_type(question, evidence) == missing
 
 
@@ -85,7 +97,15 @@ def test_near_miss_questions_abstain(pipeline, question):
     assert answer.abstained and not answer.citations
 
 
-def test_an_off_topic_question_abstains_and_says_what_the_interviews_lack(pipeline):
-    answer = pipeline.ask("红烧肉应该怎么做？")
+@pytest.mark.parametrize(
+    ("question", "reason"),
+    [
+        ("红烧肉应该怎么做？", "访谈中从未提到红烧肉。"),
+        ("阿曼达今年几岁？", "我找到的段落里没有给出年龄。"),
+        ("How much revenue did Anthropic make in 2024?", "The passages I found give no amount of money for it."),
+    ],
+)
+def test_an_abstention_says_what_the_interviews_lack(pipeline, question, reason):
+    answer = pipeline.ask(question)
     assert answer.abstained and not answer.citations
-    assert answer.text.endswith("访谈中从未提到红烧肉。")
+    assert answer.text.endswith(reason)
