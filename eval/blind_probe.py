@@ -1,10 +1,11 @@
 """Abstention on questions written blind to the abstention rules: `python -m eval.blind_probe`.
 
 The 13 unanswerable questions of `questions.jsonl` were read while `rag/answerability.py` was
-written, so they flatter it. `blind_probes/` holds 54 unanswerable near-miss questions and 80
-answerable ones, many colloquial (each with a verbatim evidence quote), written in three batches
+written, so they flatter it. `blind_probes/` holds 54 unanswerable near-miss questions and 104
+answerable ones, many colloquial (each with a verbatim evidence quote), written in four batches
 by helpers who never saw the rules; batch 1 was used once to choose between rule variants,
-batches 2 and 3 (`"batch"`) only to measure. Re-run this after touching abstention; it uses the
+batches 2-4 (`"batch"`) only to measure. Batch 4 asks only for amounts, dates, years, ages and
+counts the interviews do give (`"answer_type"`), to catch answer-type checks refusing them. Re-run this after touching abstention; it uses the
 index `Settings` points at (RAG_DATA_DIR), indexing the bundled interviews first if it is empty.
 """
 
@@ -31,8 +32,9 @@ def main() -> None:
     for batch in sorted({q.get("batch", 1) for q in unanswerable + answerable}):
         u = [q["id"] for q in unanswerable if q.get("batch", 1) == batch]
         a = [q["id"] for q in answerable if q.get("batch", 1) == batch]
-        print(f"batch {batch}: unanswerable that abstain {len(set(u) - kept)}/{len(u)}, "
-              f"answerable that abstain {len(refused & set(a))}/{len(a)}")
+        parts = [f"unanswerable that abstain {len(set(u) - kept)}/{len(u)}"] if u else []
+        parts += [f"answerable that abstain {len(refused & set(a))}/{len(a)}"] if a else []
+        print(f"batch {batch}: " + ", ".join(parts))
     print(f"all:     unanswerable that abstain {len(unanswerable) - len(kept)}/{len(unanswerable)} "
           f"(answered: {', '.join(sorted(kept)) or '-'})")
     print(f"         answerable that abstain {len(refused)}/{len(answerable)} ({', '.join(sorted(refused)) or '-'})")
