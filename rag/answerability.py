@@ -6,8 +6,8 @@ corpus for an answer to exist:
 - names it never mentions: Peru, GPT-5, 中国, 珠穆朗玛峰;
 - model versions it never mentions: "Claude 3.7 Sonnet" (Claude 3.5 and Sonnet 3.5 are there,
   3.7 is not);
-- a date or year the question asks for and the best passages do not contain: the interviews
-  mention Claude 4, but the passages about it give no release day;
+- a date, year, amount of money or age the question asks for and the best passages do not
+  contain: the interviews mention Claude 4, but the passages about it give no release day;
 - a question with no distinctive word of the interviews at all, only words they never use and
   common ones (红烧肉应该怎么做: 应该 and 做 are everywhere, 红烧肉 nowhere).
 """
@@ -39,14 +39,16 @@ _DATE = re.compile(
 _YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)|[〇零一二三四五六七八九]{4}年|今年|明年|去年|\b(?:this|next|last) year\b", re.I)
 # an amount of money: asked for only when the question also says what kind of amount it is
 _ASKS_FOR_AMOUNT = re.compile(r"多少|多贵|\bhow much\b|\bwhat (?:is|was|are|were) (?:the|its|their) (?:price|cost)\b", re.I)
+# only words that mean money whatever follows: not "pay (attention)", "spend (time)", 花了(时间),
+# "worth (it)", "raise (the risk)", "invest (effort)"
 _MONEY_WORD = re.compile(
-    r"钱|价格|价钱|定价|费用|成本|花费|花了|营收|收入|利润|估值|融资|薪水|工资|美元|"
-    r"\b(?:cost|costs|price|priced|pricing|revenue|profit|valuation|valued|worth|salary|paid|pay|spend|spent|"
-    r"invest|invested|investment|funding|raise|raised|money|dollars?)\b", re.I)
+    r"钱|价格|价钱|定价|费用|成本|营收|收入|利润|估值|融资|薪水|工资|美元|"
+    r"\b(?:cost|costs|price|priced|pricing|revenue|profit|valuation|valued|salary|paid|money|dollars?|funding)\b",
+    re.I)
 _NUMERAL = r"[\d两二三四五六七八九十百千万亿几数]"
 _MONEY = re.compile(rf"美元|美金|人民币|欧元|英镑|{_NUMERAL}\s*(?:元|块钱)|[$＄€£]\s*\d|\bdollars?\b|\b(?:USD|RMB)\b", re.I)
 _ASKS_FOR_AGE = re.compile(r"多大了|几岁|多少岁|年龄|年纪|\bhow old\b|\bwhat age\b", re.I)
-_AGE = re.compile(rf"{_NUMERAL}+\s*岁|\byears? old\b|\b(?:aged?|in (?:my|his|her) (?:teens|twenties|thirties|forties))\b", re.I)
+_AGE = re.compile(rf"{_NUMERAL}+\s*岁|\byears? old\b|\baged\s+\d|\bin (?:my|his|her|their) (?:teens|twenties|thirties|forties|fifties)\b", re.I)
 
 
 @lru_cache(maxsize=1)

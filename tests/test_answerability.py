@@ -79,6 +79,11 @@ def test_an_off_topic_question_has_no_distinctive_word_of_the_interviews(pipelin
         ("模型训练要花多少钱？", ["大概要花三十亿元。"], None),
         ("How much did the benchmark score go up?", ["It went from 3% to about 50%."], None),  # not money
         ("What did Dario say about the cost of training?", ["It was very expensive."], None),  # no amount asked
+        # words that only sometimes mean money do not make a money question
+        ("How much time does Amanda spend on a prompt?", ["She iterates on it many times."], None),
+        ("How much attention should we pay to interpretability?", ["It matters a lot."], None),
+        ("写一个好提示词要花多少时间？", ["要反复迭代很多次。"], None),
+        ("Is the age of AI here?", ["It depends on the curves."], None),
         ("克里斯今年多大了？", ["他很年轻的时候就开始做研究了。"], "age"),
         ("How old was he when he started?", ["He was 19 years old."], None),
         ("他几岁开始写代码？", ["他12岁就开始写代码了。"], None),
