@@ -83,7 +83,7 @@ def test_an_off_topic_question_has_no_distinctive_word_of_the_interviews(pipelin
         ("How much time does Amanda spend on a prompt?", ["She iterates on it many times."], None),
         ("How much attention should we pay to interpretability?", ["It matters a lot."], None),
         ("写一个好提示词要花多少时间？", ["要反复迭代很多次。"], None),
-        ("Is the age of AI here?", ["It depends on the curves."], None),
+        ("How old was he then?", ["In the age of AI everything changes."], "age"),  # "age" is not an age
         ("克里斯今年多大了？", ["他很年轻的时候就开始做研究了。"], "age"),
         ("How old was he when he started?", ["He was 19 years old."], None),
         ("他几岁开始写代码？", ["他12岁就开始写代码了。"], None),
