@@ -8,8 +8,9 @@ corpus for an answer to exist:
   3.7 is not);
 - a date, year, amount of money or age the question asks for and the best passages do not
   contain: the interviews mention Claude 4, but the passages about it give no release day;
-- a question with no distinctive word of the interviews at all, only words they never use and
-  common ones (红烧肉应该怎么做: 应该 and 做 are everywhere, 红烧肉 nowhere).
+- a question with no distinctive word of the interviews at all, only words they never use (not
+  even by meaning) and the commonest words of Chinese (红烧肉应该怎么做: 应该 and 做 say nothing,
+  红烧肉 is nowhere).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 
 from .index import CorpusIndex
-from .lexicon import glossary, proper_nouns, segment, stem, stopwords
+from .lexicon import cedict_glosses, common_chinese_words, glossary, proper_nouns, segment, stem, stopwords
 from .speakers import RESOURCES, SpeakerTable
 from .text import has_cjk
 
@@ -37,18 +38,20 @@ _DATE = re.compile(
     r"|\b\d{4}-\d{1,2}-\d{1,2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b", re.I
 )
 _YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)|[〇零一二三四五六七八九]{4}年|今年|明年|去年|\b(?:this|next|last) year\b", re.I)
-# an amount of money: asked for only when the question also says what kind of amount it is
-_ASKS_FOR_AMOUNT = re.compile(r"多少|多贵|\bhow much\b|\bwhat (?:is|was|are|were) (?:the|its|their) (?:price|cost)\b", re.I)
-# only words that mean money whatever follows: not "pay (attention)", "spend (time)", 花了(时间),
-# "worth (it)", "raise (the risk)", "invest (effort)"
-_MONEY_WORD = re.compile(
-    r"钱|价格|价钱|定价|费用|成本|营收|收入|利润|估值|融资|薪水|工资|美元|"
-    r"\b(?:cost|costs|price|priced|pricing|revenue|profit|valuation|valued|salary|paid|money|dollars?|funding)\b",
-    re.I)
-_NUMERAL = r"[\d两二三四五六七八九十百千万亿几数]"
-_MONEY = re.compile(rf"美元|美金|人民币|欧元|英镑|{_NUMERAL}\s*(?:元|块钱)|[$＄€£]\s*\d|\bdollars?\b|\b(?:USD|RMB)\b", re.I)
-_ASKS_FOR_AGE = re.compile(r"多大了|几岁|多少岁|年龄|年纪|\bhow old\b|\bwhat age\b", re.I)
-_AGE = re.compile(rf"{_NUMERAL}+\s*岁|\byears? old\b|\baged\s+\d|\bin (?:my|his|her|their) (?:teens|twenties|thirties|forties|fifties)\b", re.I)
+# money is asked for by "how expensive", or by "how much" with a word that means money whatever
+# follows (not pay/spend/worth/invest: "pay attention", "spend time", "worth it", "invest effort"),
+# unless the question also names another measure ("the time cost of prompting")
+_ASKS_HOW_EXPENSIVE = re.compile(r"多贵|\bhow (?:expensive|pricey)\b", re.I)
+_ASKS_FOR_AMOUNT = re.compile(r"多少|\bhow much\b", re.I)
+_MONEY_WORDS_ZH = frozenset("钱 多少钱 价格 价钱 定价 费用 成本 营收 收入 利润 估值 融资 薪水 工资 美元".split())
+_MONEY_WORD_EN = re.compile(r"\b(?:costs?|prices?|pricing|priced|revenues?|profits?|valuation|salary|salaries|money|dollars?|funding)\b", re.I)
+_OTHER_MEASURE = re.compile(r"时间|精力|比例|百分之|\b(?:time|effort|attention|percent|percentage)\b|%", re.I)
+_NUMERAL = r"[\d零一两二三四五六七八九十百千万亿几数多来]"
+_MONEY = re.compile(rf"美元|美金|人民币|欧元|英镑|{_NUMERAL}\s*(?:元|块钱)|[$＄€£¥￥]\s*\d|\bdollars?\b|\b(?:USD|RMB)\b", re.I)
+_ASKS_FOR_AGE = re.compile(r"多大了|多大年纪|多大岁数|年纪多大|年龄多大|年龄是多少|几岁|多少岁|\bhow old\b|\bwhat age\b|\bat what age\b", re.I)
+_AGE = re.compile(
+    rf"{_NUMERAL}+\s*岁|\byears? old\b|\b\d{{1,3}}-year-old\b|\bage(?:d| of)?\s+\d|"
+    r"\bin (?:my|his|her|their) (?:early |mid-?|late )?(?:teens|twenties|thirties|forties|fifties)\b", re.I)
 
 
 @lru_cache(maxsize=1)
@@ -62,9 +65,6 @@ class _CorpusWords:
     """What the corpus knows of a word, in any language: the index vocabulary, the glossary
     (either language), the dictionary bridge, or a person's alias."""
 
-    # a word in more of the passages than this says nothing about a question's topic (应该, 做)
-    COMMON_SHARE = 0.05
-
     def __init__(self, index: CorpusIndex, speakers: SpeakerTable):
         self.lexical = index.lexical
         self.bridge = self.lexical.extras.get("bridge", {})
@@ -76,22 +76,21 @@ class _CorpusWords:
         return key in self.stop or key in self.lexical.vocab or key in self.bridge or self._domain(word)
 
     def distinctive(self, word: str) -> bool:
-        """Known, and telling of a topic: a domain term, a person, or a word few passages use."""
+        """Known, and telling of a topic: a domain term, a person, an English word or identifier
+        the corpus uses (Claude, AI, RLHF), or a Chinese one outside the commonest words of the
+        language (模型 is, 应该 and 做 are not). Not "rare in the corpus": Claude and 模型 are in
+        a fifth of the passages because they are its topic."""
         key = stem(word)
-        if key in self.stop:
+        if key in self.stop or not self.known(word):
             return False
-        if self._domain(word):
-            return True
-        if key in self.lexical.vocab:
-            return self.lexical.df[key] < self.COMMON_SHARE * max(1, len(self.lexical.ids))
-        return key in self.bridge
+        return self._domain(word) or not has_cjk(word) or word not in common_chinese_words()
 
     def foreign_chinese(self, piece: str) -> bool:
         """Neither the piece nor any of its two-character-plus words is known."""
         return not self.known(piece) and not any(self.known(p) for p in self._parts(piece))
 
     def distinctive_chinese(self, piece: str) -> bool:
-        return self.distinctive(piece) or any(self.distinctive(p) for p in self._parts(piece) if self.known(p))
+        return any(self.distinctive(p) for p in [piece, *self._parts(piece)])
 
     @staticmethod
     def _parts(piece: str) -> list[str]:
@@ -129,15 +128,17 @@ def foreign_topic(question: str, index: CorpusIndex, speakers: SpeakerTable) -> 
     """The words of an off-topic question that the corpus never uses, or [] if it is on topic.
 
     Off topic: not one distinctive word of the corpus (`_CorpusWords.distinctive`), and some it
-    never uses. One distinctive word is enough to stay on topic, which is what keeps colloquial
-    questions answerable: "阿曼达背地里…" has 阿曼达.
+    never uses, not even by meaning. One distinctive word is enough to stay on topic, which keeps
+    colloquial questions answerable ("阿曼达背地里…" has 阿曼达, "Claude会不会失控" has Claude),
+    and so is a word whose CC-CEDICT meaning the corpus has in other words (拍马屁 "to flatter":
+    奉承). 红烧肉 ("red braised pork") has none.
     """
     words = _CorpusWords(index, speakers)
     foreign: list[str] = []
     for m in _NAME_OR_IDENTIFIER.finditer(question):
         piece = m.group(0)
         for word in segment(piece) if has_cjk(piece) else [piece]:
-            if not word.strip() or stem(word) in words.stop:
+            if stem(word) in words.stop:
                 continue
             if has_cjk(word):
                 if not words.foreign_chinese(word):
@@ -150,6 +151,9 @@ def foreign_topic(question: str, index: CorpusIndex, speakers: SpeakerTable) -> 
                     return []
             else:
                 foreign.append(word)
+    meanings = cedict_glosses({w for w in foreign if has_cjk(w)}) if foreign else {}
+    if any(gloss in words.bridge for glosses in meanings.values() for gloss in glosses):
+        return []
     return foreign
 
 
@@ -189,7 +193,12 @@ def _unknown_versions(question: str, index: CorpusIndex) -> list[str]:
 
 
 def _asks_for_money(question: str) -> bool:
-    return bool(_ASKS_FOR_AMOUNT.search(question) and _MONEY_WORD.search(question))
+    if _ASKS_HOW_EXPENSIVE.search(question):
+        return True
+    if not _ASKS_FOR_AMOUNT.search(question) or _OTHER_MEASURE.search(question):
+        return False
+    # whole jieba words, so that 确定价值观 and 评估值得 do not read as 定价 and 估值
+    return bool(_MONEY_WORD_EN.search(question) or _MONEY_WORDS_ZH.intersection(segment(question)))
 
 
 _ANSWER_TYPES: tuple[tuple[str, Callable[[str], object], re.Pattern[str]], ...] = (

@@ -152,7 +152,16 @@ def english_glosses(vocabulary: set[str], senses: int = 2) -> dict[str, list[str
             for token in set(_jieba().cut_for_search(zh)) | {zh}:
                 if token in vocabulary:
                     glosses[token].extend(w for w in english if w not in glosses[token])
-    for word, senses_of_word in _cedict_entries(vocabulary):
+    for word, english in cedict_glosses(vocabulary, senses).items():
+        glosses[word].extend(w for w in english if w not in glosses[word])
+    return dict(glosses)
+
+
+def cedict_glosses(words: set[str], senses: int = 2) -> dict[str, list[str]]:
+    """Chinese word → the English words of its first CC-CEDICT senses (stemmed, no stopwords)."""
+    glosses: dict[str, list[str]] = defaultdict(list)
+    stop = stopwords()
+    for word, senses_of_word in _cedict_entries(words):
         for gloss in senses_of_word[:senses]:
             for w in _TOKEN.findall(_GLOSS_NOISE.sub("", gloss.lower())):
                 w = stem(w)
@@ -180,6 +189,16 @@ def dictionary_bridge(vocabulary: set[str], max_per_word: int = 6) -> dict[str, 
                 if word not in bridge[key] and len(bridge[key]) < max_per_word:
                     bridge[key].append(word)
     return dict(bridge)
+
+
+@lru_cache(maxsize=1)
+def common_chinese_words(count: int = 1000) -> frozenset[str]:
+    """The `count` commonest words of general Chinese (lowest IDF in the table jieba ships for
+    keyword extraction): 应该, 做, 问题, 今天. Words a question about anything may use."""
+    table = Path(jieba.__file__).parent / "analyse" / "idf.txt"
+    rows = (line.split() for line in table.read_text(encoding="utf-8").splitlines())
+    ranked = sorted((float(idf), word) for word, idf in (r for r in rows if len(r) == 2))
+    return frozenset(word for _, word in ranked[:count])
 
 
 @lru_cache(maxsize=1)

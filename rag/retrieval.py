@@ -72,7 +72,7 @@ class QueryPlan:
     terms: dict[str, float] = field(default_factory=dict)
     chinese_terms: list[str] = field(default_factory=list)  # glossary translations of an English question
     never_mentioned: list[str] = field(default_factory=list)  # names, or an off-topic question's words
-    missing_answer_type: str | None = None  # "date"/"year" asked for, absent from the best passages
+    missing_answer_type: str | None = None  # "date"/"year"/"money"/"age" asked for, absent from the best passages
 
 
 @dataclass

@@ -52,8 +52,11 @@ def test_unknown_names_are_what_the_corpus_never_mentions(pipeline, question, un
         ("写提示词这事儿，阿曼达觉得什么时候才真值得下死功夫去抠？", []),
         ("网上老有人吐槽Claude越用越傻，是不是Anthropic背地里偷偷给模型动了手脚？", []),
         ("Why does the model flatter people so much?", []),
-        # vague is not off topic: every word is one the interviews use
-        ("What do they think about it?", []),
+        # the corpus's own topic words are in a fifth of its passages, and still distinctive
+        ("Is Claude overhyped?", []),
+        ("模型会不会失控？", []),
+        # a word the corpus never uses, whose meaning it has in other words (拍马屁: to flatter, 奉承)
+        ("为什么它老是拍马屁？", []),
     ],
 )
 def test_an_off_topic_question_has_no_distinctive_word_of_the_interviews(pipeline, question, foreign):
@@ -79,10 +82,16 @@ def test_an_off_topic_question_has_no_distinctive_word_of_the_interviews(pipelin
         ("模型训练要花多少钱？", ["大概要花三十亿元。"], None),
         ("How much did the benchmark score go up?", ["It went from 3% to about 50%."], None),  # not money
         ("What did Dario say about the cost of training?", ["It was very expensive."], None),  # no amount asked
+        ("Claude API 有多贵？", ["它又快又便宜。"], "money"),
         # words that only sometimes mean money do not make a money question
         ("How much time does Amanda spend on a prompt?", ["She iterates on it many times."], None),
-        ("How much attention should we pay to interpretability?", ["It matters a lot."], None),
+        ("How much attention has Anthropic paid to interpretability?", ["It matters a lot."], None),
         ("写一个好提示词要花多少时间？", ["要反复迭代很多次。"], None),
+        ("写提示词的时间成本有多少？", ["要反复迭代很多次。"], None),  # a cost in time
+        ("阿曼达花了多少心思来确定价值观？", ["她想了很久。"], None),  # 确定价值观 holds no 定价
+        ("模型对不同年龄的用户表现一样吗？", ["不一样。"], None),  # mentions age, does not ask for one
+        ("他二十多岁时在做什么？多大了？", ["他二十多岁时在Google Brain。"], None),
+        ("How old was she?", ["She joined at age 30."], None),
         ("How old was he then?", ["In the age of AI everything changes."], "age"),  # "age" is not an age
         ("克里斯今年多大了？", ["他很年轻的时候就开始做研究了。"], "age"),
         ("How old was he when he started?", ["He was 19 years old."], None),
