@@ -10,6 +10,7 @@ translations that actually occur in the corpus.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import re
 from collections import defaultdict
@@ -196,9 +197,8 @@ def common_chinese_words(count: int = 1000) -> frozenset[str]:
     """The `count` commonest words of general Chinese (lowest IDF in the table jieba ships for
     keyword extraction): 应该, 做, 问题, 今天. Words a question about anything may use."""
     table = Path(jieba.__file__).parent / "analyse" / "idf.txt"
-    rows = (line.split() for line in table.read_text(encoding="utf-8").splitlines())
-    ranked = sorted((float(idf), word) for word, idf in (r for r in rows if len(r) == 2))
-    return frozenset(word for _, word in ranked[:count])
+    rows = (line.partition(" ") for line in table.read_text(encoding="utf-8").splitlines())
+    return frozenset(word for _, word in heapq.nsmallest(count, ((float(idf), word) for word, _, idf in rows if idf)))
 
 
 @lru_cache(maxsize=1)
