@@ -1,11 +1,9 @@
 """Abstention on questions written blind to the abstention rules: `python -m eval.blind_probe`.
 
 The 13 unanswerable questions of `questions.jsonl` were read while `rag/answerability.py` was
-written, so they flatter it. `blind_probes/` holds 54 unanswerable near-miss questions and 104
-answerable ones, many colloquial (each with a verbatim evidence quote), written in four batches
-by helpers who never saw the rules; batch 1 was used once to choose between rule variants,
-batches 2-4 (`"batch"`) only to measure. Batch 4 asks only for amounts, dates, years, ages and
-counts the interviews do give (`"answer_type"`), to catch answer-type checks refusing them. Re-run this after touching abstention; it uses the
+written, so they flatter it. `blind_probes/` holds 68 unanswerable questions and 140
+answerable ones, written in five batches by helpers who never saw the rules (eval/README.md
+says what each batch is and when it was read). Re-run this after touching abstention; it uses the
 index `Settings` points at (RAG_DATA_DIR), indexing the bundled interviews first if it is empty.
 """
 
