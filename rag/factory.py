@@ -10,7 +10,7 @@ from .index import CorpusIndex
 from .pipeline import Pipeline
 from .retrieval import HybridRetriever
 from .settings import Settings
-from .speakers import default_speakers
+from .speakers import default_speakers, default_venues
 
 
 def build_embedder(settings: Settings) -> Embedder:
@@ -46,6 +46,7 @@ def build_pipeline(settings: Settings | None = None) -> Pipeline:
     embedder = build_embedder(settings)
     index = build_index(settings)
     retriever = HybridRetriever(
-        index, embedder, default_speakers(), candidates=settings.candidates, reranker=build_reranker(settings)
+        index, embedder, default_speakers(), candidates=settings.candidates, reranker=build_reranker(settings),
+        venues=default_venues(),
     )
     return Pipeline(settings, index, embedder, retriever, build_answerer(settings))

@@ -45,6 +45,10 @@ class CorpusIndex:
         return {c.id: c for c in self.store.all_chunks()}
 
     @cached_property
+    def sources(self) -> frozenset[str]:
+        return frozenset(c.source for c in self.chunks.values())
+
+    @cached_property
     def lexical(self) -> BM25Index:
         ids = sorted(self.chunks)
         loaded = BM25Index.load(self.lexical_path, ids)
@@ -128,7 +132,7 @@ class CorpusIndex:
 
     def refresh(self) -> None:
         """Forget cached views after the store changed; the lexical index rebuilds on next use."""
-        for name in ("chunks", "lexical", "glossed", "monolingual_vocabulary", "by_turn", "_matrix", "_windows",
+        for name in ("chunks", "sources", "lexical", "glossed", "monolingual_vocabulary", "by_turn", "_matrix", "_windows",
                      "_plain_text"):
             self.__dict__.pop(name, None)
 

@@ -25,7 +25,7 @@ from .embeddings import Embedder
 from .index import CorpusIndex
 from .lexicon import glossary, stem, stopwords, tokenize
 from .models import NON_PERSON_SPEAKERS, Chunk, Passage
-from .speakers import SpeakerTable
+from .speakers import Aliases, SpeakerTable
 from .text import detect_language, has_cjk
 
 _WHO_SAID = re.compile(r"^\s*(who\b|which (guest|person|speaker)\b)|谁|哪位|哪一位", re.IGNORECASE)
@@ -69,6 +69,8 @@ class QueryPlan:
     language: str
     speaker: str | None = None  # boosted or filtered person
     speaker_filter: bool = False
+    source: str | None = None  # the one file whose venue the question names ("CS153 office hours")
+    search_text: str = ""  # the question without the venue's name, which says where, not what
     terms: dict[str, float] = field(default_factory=dict)
     chinese_terms: list[str] = field(default_factory=list)  # glossary translations of an English question
     never_mentioned: list[str] = field(default_factory=list)  # names, or an off-topic question's words
@@ -94,10 +96,12 @@ class HybridRetriever:
         candidates: int = 40,
         tuning: Tuning | None = None,
         reranker: Reranker | None = None,
+        venues: Aliases | None = None,
     ):
         self.index = index
         self.embedder = embedder
         self.speakers = speakers
+        self.venues = venues or Aliases({})
         self.candidates = candidates
         self.tuning = tuning or Tuning()
         self.reranker = reranker
@@ -116,7 +120,12 @@ class HybridRetriever:
             named = self.speakers.mentioned(question)
             if len(named) == 1:
                 plan.speaker = named[0]
-        plan.terms = self._lexical_terms(question, plan)
+        plan.search_text = question
+        named_sources = self.venues.mentioned(question)
+        if len(named_sources) == 1 and named_sources[0] in self.index.sources:
+            plan.source = named_sources[0]
+            plan.search_text = " ".join(self.venues.without_mentions(question).split()) or question
+        plan.terms = self._lexical_terms(plan.search_text, plan)
         plan.never_mentioned = (unknown_names(question, self.index, self.speakers)
                                 or foreign_topic(question, self.index, self.speakers))
         return plan
@@ -179,7 +188,7 @@ class HybridRetriever:
             return SearchResult(plan, [], 0.0)
         allowed = self._allowed(plan)
 
-        query_vector = self.embedder.encode_query(question)
+        query_vector = self.embedder.encode_query(plan.search_text)
         dense = self.index.nearest(query_vector, self.candidates, allowed)
         pseudo: list[tuple[str, float]] = []
         if plan.chinese_terms:
@@ -233,8 +242,12 @@ class HybridRetriever:
         return SearchResult(plan, passages[:k], self._confidence(best_dense, lexical_hits, plan))
 
     def _allowed(self, plan: QueryPlan) -> Callable[[Chunk], bool] | None:
+        if plan.speaker_filter and plan.source:
+            return lambda c: c.speaker == plan.speaker and c.source == plan.source
         if plan.speaker_filter:
             return lambda c: c.speaker == plan.speaker
+        if plan.source:
+            return lambda c: c.source == plan.source
         return None
 
     def _speaker_bonus(self, chunk: Chunk, person: str) -> float:

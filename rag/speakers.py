@@ -1,7 +1,7 @@
-"""Who is who: canonical names, aliases (English and Chinese) and transcript labels.
+"""Who is who, and where: people (canonical names, aliases, transcript labels) and venues.
 
-The table is data (`resources/speakers.toml`); this module only answers two questions about it:
-which person a transcript label means, and which people a piece of text mentions.
+The tables are data (`resources/speakers.toml`, `resources/venues.toml`); this module answers
+which person a transcript label means, and which people or venues a piece of text mentions.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from pathlib import Path
 
 RESOURCES = Path(__file__).resolve().parent / "resources"
@@ -22,11 +22,38 @@ class Person:
     labels: tuple[str, ...]
 
 
+class Aliases:
+    """Finds the names of things in text: alias → owner, English and Chinese."""
+
+    def __init__(self, owners: dict[str, list[str]]):
+        self._owner = {alias.lower(): owner for owner, aliases in owners.items() for alias in aliases}
+        # Longest aliases first so "Amanda Askell" wins over "Amanda". Latin aliases need word
+        # boundaries ("Lex" must not match "Lexicon"); Chinese ones cannot have them.
+        ordered = sorted(self._owner, key=len, reverse=True)
+        parts = [
+            re.escape(a) if re.search(r"[\u3400-\u9fff]", a) else rf"(?<![A-Za-z]){re.escape(a)}(?![A-Za-z])"
+            for a in ordered
+        ]
+        self._pattern = re.compile("|".join(parts) or r"(?!)", re.IGNORECASE)
+
+    def mentions(self, text: str) -> list[tuple[str, int, int]]:
+        """(owner, start, end) for every alias occurrence in `text`."""
+        return [(self._owner[m.group(0).lower()], m.start(), m.end()) for m in self._pattern.finditer(text)]
+
+    def mentioned(self, text: str) -> list[str]:
+        """Distinct owners named in `text`, in order of first mention."""
+        return list(dict.fromkeys(owner for owner, _, _ in self.mentions(text)))
+
+    def without_mentions(self, text: str) -> str:
+        return self._pattern.sub(" ", text)
+
+
 class SpeakerTable:
     def __init__(self, people: list[Person]):
         self.people = people
         self._by_label = {label: p.name for p in people for label in p.labels}
         self._by_lower_name = {p.name.lower(): p.name for p in people}
+        self._aliases = Aliases({p.name: list(p.aliases) for p in people})
 
     @classmethod
     def load(cls, path: Path = RESOURCES / "speakers.toml") -> "SpeakerTable":
@@ -48,37 +75,22 @@ class SpeakerTable:
         found = self.mentioned(name)
         return found[0] if len(found) == 1 else self._by_lower_name.get(name.strip().lower())
 
-    @cached_property
-    def _alias_pattern(self) -> re.Pattern:
-        # Longest aliases first so "Amanda Askell" wins over "Amanda". Latin aliases need word
-        # boundaries ("Lex" must not match "Lexicon"); Chinese ones cannot have them.
-        aliases = sorted({a for p in self.people for a in p.aliases}, key=len, reverse=True)
-        parts = [
-            re.escape(a) if re.search(r"[\u3400-\u9fff]", a) else rf"(?<![A-Za-z]){re.escape(a)}(?![A-Za-z])"
-            for a in aliases
-        ]
-        return re.compile("|".join(parts), re.IGNORECASE)
-
-    @cached_property
-    def _alias_owner(self) -> dict[str, str]:
-        return {a.lower(): p.name for p in self.people for a in p.aliases}
-
     def mentions(self, text: str) -> list[tuple[str, int, int]]:
         """(person, start, end) for every alias occurrence in `text`."""
-        return [
-            (self._alias_owner[m.group(0).lower()], m.start(), m.end())
-            for m in self._alias_pattern.finditer(text)
-        ]
+        return self._aliases.mentions(text)
 
     def mentioned(self, text: str) -> list[str]:
         """Distinct people named in `text`, in order of first mention."""
-        seen: list[str] = []
-        for person, _, _ in self.mentions(text):
-            if person not in seen:
-                seen.append(person)
-        return seen
+        return self._aliases.mentioned(text)
 
 
 @lru_cache(maxsize=1)
 def default_speakers() -> SpeakerTable:
     return SpeakerTable.load()
+
+
+@lru_cache(maxsize=1)
+def default_venues() -> Aliases:
+    """Venue alias → the source file of that event ("CS153 office hours" → 001_….txt)."""
+    data = tomllib.loads((RESOURCES / "venues.toml").read_text(encoding="utf-8"))
+    return Aliases({v["source"]: list(v["aliases"]) for v in data.get("venue", [])})

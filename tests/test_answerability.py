@@ -110,16 +110,3 @@ def test_near_miss_questions_abstain(pipeline, question):
     answer = pipeline.ask(question)
     assert answer.abstained and not answer.citations
 
-
-@pytest.mark.parametrize(
-    ("question", "reason"),
-    [
-        ("红烧肉应该怎么做？", "访谈中从未提到红烧肉。"),
-        ("阿曼达今年几岁？", "我找到的段落里没有给出年龄。"),
-        ("How much revenue did Anthropic make in 2024?", "The passages I found give no amount of money for it."),
-    ],
-)
-def test_an_abstention_says_what_the_interviews_lack(pipeline, question, reason):
-    answer = pipeline.ask(question)
-    assert answer.abstained and not answer.citations
-    assert answer.text.endswith(reason)
