@@ -53,8 +53,8 @@ class Tuning:
     dictionary_weight: float = 0.4
     bilingual_only_weight: float = 0.1  # English words seen only in the bilingual file's English
     pseudo_query_weight: float = 1.0  # dense search with the question's glossary terms in Chinese
-    gloss_weight: float = 0.5
-    common_in_chinese_df: int = 5  # an English word this frequent in the Chinese files needs no translation  # English question words against the English glosses of Chinese chunks
+    gloss_weight: float = 0.5  # English question words against the English glosses of Chinese chunks
+    common_in_chinese_df: int = 5  # an English word this frequent in the Chinese files needs no translation
     speaker_boost: float = 0.02  # added to the fused score of the named person's own words
     subject_boost: float = 0.01  # … and of summaries about them
     mmr_lambda: float = 0.8
