@@ -37,6 +37,13 @@ def dense_confidence(best_cosine: float) -> float:
     return min(1.0, max(0.0, (best_cosine - 0.75) / 0.12))
 
 
+def _without(text: str, spans: list[tuple[int, int]]) -> str:
+    """`text` with the character spans cut out, spaces collapsed."""
+    for start, end in sorted(set(spans), reverse=True):
+        text = text[:start] + " " + text[end:]
+    return " ".join(text.split())
+
+
 class UnknownSpeaker(ValueError):
     pass
 
@@ -101,7 +108,7 @@ class HybridRetriever:
         self.index = index
         self.embedder = embedder
         self.speakers = speakers
-        self.venues = venues or Aliases({})
+        self.venues = venues or Aliases([])
         self.candidates = candidates
         self.tuning = tuning or Tuning()
         self.reranker = reranker
@@ -120,21 +127,36 @@ class HybridRetriever:
             named = self.speakers.mentioned(question)
             if len(named) == 1:
                 plan.speaker = named[0]
-        plan.search_text = question
-        named_sources = self.venues.mentioned(question)
-        if len(named_sources) == 1 and named_sources[0] in self.index.sources:
-            plan.source = named_sources[0]
-            plan.search_text = " ".join(self.venues.without_mentions(question).split()) or question
-        plan.terms = self._lexical_terms(plan.search_text, plan)
-        plan.never_mentioned = (unknown_names(question, self.index, self.speakers)
-                                or foreign_topic(question, self.index, self.speakers))
+        person_spans = [(a, b) for _, a, b in self.speakers.mentions(question)]
+        venue_spans = self._venue(question, plan, person_spans)
+        if not tokenize(_without(question, venue_spans)):  # nothing asked but the venue: search it as written
+            venue_spans = []
+        plan.search_text = _without(question, venue_spans)
+        # a person's own turns never contain their name
+        plan.terms = self._lexical_terms(_without(question, venue_spans + (person_spans if plan.speaker else [])), plan)
+        plan.never_mentioned = (unknown_names(plan.search_text, self.index, self.speakers)
+                                or foreign_topic(plan.search_text, self.index, self.speakers))
         return plan
 
-    def _lexical_terms(self, question: str, plan: QueryPlan) -> dict[str, float]:
-        text = question
-        if plan.speaker:  # the person's own turns never contain their name
-            for _, start, end in sorted(self.speakers.mentions(question), key=lambda m: -m[1]):
-                text = text[:start] + " " + text[end:]
+    def _venue(self, question: str, plan: QueryPlan, person_spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Sets `plan.source` when the question names one indexed venue; returns the spans naming it.
+
+        A venue inside a person's alias ("the Stanford host") names the person, not the venue.
+        A named person absent from the venue's file wins over the venue: "what did Dario say at
+        the office hours" must not be answered with Amanda's words.
+        """
+        mentions = [(owner, a, b) for owner, a, b in self.venues.mentions(question)
+                    if not any(pa <= a and b <= pb for pa, pb in person_spans)]
+        sources = {owner for owner, _, _ in mentions}
+        if len(sources) != 1 or not sources <= self.index.sources:
+            return []
+        source = sources.pop()
+        if plan.speaker and not any(c.speaker == plan.speaker for c in self.index.chunks.values() if c.source == source):
+            return []
+        plan.source = source
+        return [(a, b) for _, a, b in mentions]
+
+    def _lexical_terms(self, text: str, plan: QueryPlan) -> dict[str, float]:
         terms: dict[str, float] = {}
         monolingual = self.index.monolingual_vocabulary
         for token in tokenize(text):
@@ -233,7 +255,7 @@ class HybridRetriever:
             for r, cid in enumerate(ranked)
         ]
         if self.reranker:
-            passages = self.reranker(question, passages)
+            passages = self.reranker(plan.search_text, passages)
             for r, p in enumerate(passages):
                 p.rank = r + 1
         best_dense = max((s for _, s in dense), default=0.0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -23,15 +24,16 @@ class Person:
 
 
 class Aliases:
-    """Finds the names of things in text: alias → owner, English and Chinese."""
+    """Finds the names of things in text: each owner with its aliases, English and Chinese."""
 
-    def __init__(self, owners: dict[str, list[str]]):
-        self._owner = {alias.lower(): owner for owner, aliases in owners.items() for alias in aliases}
+    def __init__(self, owners: Iterable[tuple[str, Iterable[str]]]):
+        self._owner = {alias.lower(): owner for owner, aliases in owners for alias in aliases}
         # Longest aliases first so "Amanda Askell" wins over "Amanda". Latin aliases need word
-        # boundaries ("Lex" must not match "Lexicon"); Chinese ones cannot have them.
+        # boundaries ("Lex" must not match "Lexicon", "CS153" not "CS1530"); Chinese ones cannot
+        # have them.
         ordered = sorted(self._owner, key=len, reverse=True)
         parts = [
-            re.escape(a) if re.search(r"[\u3400-\u9fff]", a) else rf"(?<![A-Za-z]){re.escape(a)}(?![A-Za-z])"
+            re.escape(a) if re.search(r"[\u3400-\u9fff]", a) else rf"(?<![A-Za-z0-9]){re.escape(a)}(?![A-Za-z0-9])"
             for a in ordered
         ]
         self._pattern = re.compile("|".join(parts) or r"(?!)", re.IGNORECASE)
@@ -44,8 +46,6 @@ class Aliases:
         """Distinct owners named in `text`, in order of first mention."""
         return list(dict.fromkeys(owner for owner, _, _ in self.mentions(text)))
 
-    def without_mentions(self, text: str) -> str:
-        return self._pattern.sub(" ", text)
 
 
 class SpeakerTable:
@@ -53,7 +53,7 @@ class SpeakerTable:
         self.people = people
         self._by_label = {label: p.name for p in people for label in p.labels}
         self._by_lower_name = {p.name.lower(): p.name for p in people}
-        self._aliases = Aliases({p.name: list(p.aliases) for p in people})
+        self._aliases = Aliases((p.name, p.aliases) for p in people)
 
     @classmethod
     def load(cls, path: Path = RESOURCES / "speakers.toml") -> "SpeakerTable":
@@ -93,4 +93,4 @@ def default_speakers() -> SpeakerTable:
 def default_venues() -> Aliases:
     """Venue alias → the source file of that event ("CS153 office hours" → 001_….txt)."""
     data = tomllib.loads((RESOURCES / "venues.toml").read_text(encoding="utf-8"))
-    return Aliases({v["source"]: list(v["aliases"]) for v in data.get("venue", [])})
+    return Aliases((v["source"], v["aliases"]) for v in data.get("venue", []))
