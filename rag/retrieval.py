@@ -264,13 +264,10 @@ class HybridRetriever:
         return SearchResult(plan, passages[:k], self._confidence(best_dense, lexical_hits, plan))
 
     def _allowed(self, plan: QueryPlan) -> Callable[[Chunk], bool] | None:
-        if plan.speaker_filter and plan.source:
-            return lambda c: c.speaker == plan.speaker and c.source == plan.source
-        if plan.speaker_filter:
-            return lambda c: c.speaker == plan.speaker
-        if plan.source:
-            return lambda c: c.source == plan.source
-        return None
+        speaker = plan.speaker if plan.speaker_filter else None
+        if speaker is None and plan.source is None:
+            return None
+        return lambda c: speaker in (None, c.speaker) and plan.source in (None, c.source)
 
     def _speaker_bonus(self, chunk: Chunk, person: str) -> float:
         if chunk.speaker == person:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from .text import has_cjk
+
 RESOURCES = Path(__file__).resolve().parent / "resources"
 
 
@@ -33,7 +35,7 @@ class Aliases:
         # have them.
         ordered = sorted(self._owner, key=len, reverse=True)
         parts = [
-            re.escape(a) if re.search(r"[\u3400-\u9fff]", a) else rf"(?<![A-Za-z0-9]){re.escape(a)}(?![A-Za-z0-9])"
+            re.escape(a) if has_cjk(a) else rf"(?<![A-Za-z0-9]){re.escape(a)}(?![A-Za-z0-9])"
             for a in ordered
         ]
         self._pattern = re.compile("|".join(parts) or r"(?!)", re.IGNORECASE)
