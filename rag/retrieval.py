@@ -129,7 +129,7 @@ class HybridRetriever:
                 plan.speaker = named[0]
         person_spans = [(a, b) for _, a, b in self.speakers.mentions(question)]
         venue_spans = self._venue(question, plan, person_spans)
-        if not tokenize(_without(question, venue_spans)):  # nothing asked but the venue: search it as written
+        if venue_spans and not tokenize(_without(question, venue_spans)):  # only the venue asked: search as written
             venue_spans = []
         plan.search_text = _without(question, venue_spans)
         # a person's own turns never contain their name
