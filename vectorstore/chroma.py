@@ -28,12 +28,14 @@ class ChromaIndex:
     def __init__(self, client: chromadb.ClientAPI, name: str):
         self._client = client
         self.name = name
-        self._collection = self._open(name)
-        self._windows = self._open(f"{name}-windows")
+        self._open_collections()
 
-    def _open(self, name: str) -> chromadb.Collection:
-        return self._client.get_or_create_collection(
-            name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+    def _open_collections(self) -> None:
+        self._collection, self._windows = (
+            self._client.get_or_create_collection(
+                name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+            )
+            for name in (self.name, f"{self.name}-windows")
         )
 
     @classmethod
@@ -71,8 +73,7 @@ class ChromaIndex:
     def reset(self) -> None:
         for collection in (self._collection, self._windows):
             self._client.delete_collection(collection.name)
-        self._collection = self._open(self.name)
-        self._windows = self._open(f"{self.name}-windows")
+        self._open_collections()
 
     # --- contents
 
