@@ -14,6 +14,8 @@ from pathlib import Path
 
 import click
 
+from rag.errors import UserError
+
 from .dataset import DEFAULT_QUESTIONS, DatasetError, Question, load_questions, parse_filters, select
 from .judge import DEFAULT_LABELS, judge_factories
 from .report import compare_runs, fmt, fmt_ms, headline, label, quality_metrics, threshold_names
@@ -43,7 +45,7 @@ def _pipeline():
 
     try:
         return rag_cli.ready_pipeline()
-    except rag_cli.USER_ERRORS as exc:
+    except UserError as exc:
         raise click.ClickException(str(exc)) from exc
 
 

@@ -17,12 +17,9 @@ from pathlib import Path
 import click
 
 from .factory import build_pipeline
-from .pipeline import EmptyIndex, Pipeline
-from .retrieval import UnknownSpeaker
+from .errors import UserError
+from .pipeline import Pipeline
 from .settings import Settings
-from vectorstore.chroma import EmbedderMismatch
-
-USER_ERRORS = (EmptyIndex, EmbedderMismatch, UnknownSpeaker, ValueError)
 
 
 class PluginGroup(click.Group):
@@ -68,7 +65,7 @@ def ingest(paths: tuple[Path, ...], rebuild: bool, quiet: bool) -> None:
     """Index transcripts (.txt/.md files or folders); defaults to the bundled interviews."""
     try:
         report = pipeline().ingest(list(paths) or None, rebuild=rebuild, show_progress=not quiet)
-    except USER_ERRORS as exc:
+    except UserError as exc:
         raise click.ClickException(str(exc)) from exc
     for error in report.errors:
         click.echo(f"error: {error}", err=True)
@@ -90,13 +87,13 @@ def _run(question: str, as_json: bool, handle, render) -> None:
     """Answer each question; in JSON mode a bad line yields an error object and the rest go on."""
     try:
         pipe = ready_pipeline()
-    except USER_ERRORS as exc:
+    except UserError as exc:
         raise click.ClickException(str(exc)) from exc
     failed = False
     for q in _questions(question):
         try:
             payload = handle(pipe, q)
-        except USER_ERRORS as exc:
+        except UserError as exc:
             if not as_json:
                 raise click.ClickException(str(exc)) from exc
             payload, failed = {"question": q, "error": str(exc)}, True

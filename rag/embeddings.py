@@ -13,6 +13,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from .errors import ConfigError
+
 Progress = Callable[[int], None]  # called with the number of texts just embedded
 
 
@@ -77,7 +79,7 @@ class SentenceTransformerEmbedder(EmbedderBase):
         try:
             self._model = SentenceTransformer(model, device="cpu")
         except Exception as exc:  # OSError for a missing path, HF errors offline
-            raise ValueError(
+            raise ConfigError(
                 f"Cannot load sentence-transformers model {model!r}: {exc}. "
                 "Set RAG_EMBEDDING_MODEL to a local model folder (this app never downloads at run time)."
             ) from exc

@@ -6,6 +6,7 @@ from vectorstore.chroma import ChromaIndex
 
 from .answering import Answerer, ExtractiveAnswerer
 from .embeddings import E5Embedder, Embedder, SentenceTransformerEmbedder
+from .errors import ConfigError
 from .index import CorpusIndex
 from .pipeline import Pipeline
 from .retrieval import HybridRetriever
@@ -16,7 +17,7 @@ from .speakers import default_speakers, default_venues
 def build_embedder(settings: Settings) -> Embedder:
     if settings.embedder == "sentence-transformers":
         if not settings.embedding_model:
-            raise ValueError("RAG_EMBEDDER=sentence-transformers needs RAG_EMBEDDING_MODEL (a model path or name).")
+            raise ConfigError("RAG_EMBEDDER=sentence-transformers needs RAG_EMBEDDING_MODEL (a model path or name).")
         return SentenceTransformerEmbedder(settings.embedding_model)
     return E5Embedder(num_threads=settings.embedder_threads)
 

@@ -22,6 +22,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import UserError
 from .models import EDITORIAL, NARRATOR, NON_PERSON_SPEAKERS, Span, Turn, Unit
 from .speakers import RESOURCES, SpeakerTable, default_speakers
 from .text import clean_with_offsets, detect_language, split_sentences
@@ -29,7 +30,7 @@ from .text import clean_with_offsets, detect_language, split_sentences
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 
 
-class IngestError(ValueError):
+class IngestError(UserError):
     """A file that cannot be ingested; the message names the file and says why."""
 
 

@@ -5,20 +5,32 @@ go through this object, so they behave the same.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from collections.abc import Iterator
 from pathlib import Path
 
 from .answering import Answerer, StreamItem, collect
 from .embeddings import Embedder
+from .errors import UserError
 from .index import CorpusIndex
 from .ingest import IngestReport, ingest, reembed_outdated
 from .models import Answer
 from .retrieval import HybridRetriever, SearchResult
 from .settings import Settings
+from vectorstore.chroma import EmbedderMismatch
 
 
-class EmptyIndex(RuntimeError):
+class EmptyIndex(UserError):
     pass
+
+
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    """The store's own errors that a user acts on (its message says how) become `UserError`s."""
+    try:
+        yield
+    except EmbedderMismatch as exc:
+        raise UserError(str(exc)) from exc
 
 
 class Pipeline:
@@ -37,11 +49,12 @@ class Pipeline:
         self.answerer = answerer
 
     def ingest(self, paths: list[Path] | None = None, rebuild: bool = False, show_progress: bool = True) -> IngestReport:
-        if rebuild:
-            self.index.store.reset()
-            self.index.refresh()
-        return ingest(paths or list(self.settings.corpus), self.index, self.embedder,
-                      self.settings.chunk_tokens, show_progress)
+        with _store_errors():
+            if rebuild:
+                self.index.store.reset()
+                self.index.refresh()
+            return ingest(paths or list(self.settings.corpus), self.index, self.embedder,
+                          self.settings.chunk_tokens, show_progress)
 
     def ensure_ingested(self, show_progress: bool = True) -> IngestReport | None:
         """Build the index from the configured corpus on first use; renew what older code stored."""
@@ -50,7 +63,8 @@ class Pipeline:
         return self.ingest(show_progress=show_progress)
 
     def _ready(self) -> None:
-        self.index.store.check_embedder(self.embedder.name)
+        with _store_errors():
+            self.index.store.check_embedder(self.embedder.name)
         if not self.index.store.count():
             raise EmptyIndex("The index is empty. Run `rag ingest` first (it indexes the bundled interviews).")
 

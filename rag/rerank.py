@@ -8,6 +8,7 @@ top `pool` passages, and it is off unless `RAG_RERANKER_MODEL` names a local Cro
 
 from __future__ import annotations
 
+from .errors import ConfigError
 from .models import Passage
 
 
@@ -16,7 +17,7 @@ class CrossEncoderReranker:
 
     def __init__(self, model_path: str, pool: int = 20, batch_size: int = 32):
         if pool < 1:
-            raise ValueError(f"The rerank pool must be at least 1, not {pool}.")
+            raise ConfigError(f"The rerank pool must be at least 1, not {pool}.")
         from sentence_transformers import CrossEncoder
 
         try:
@@ -24,7 +25,7 @@ class CrossEncoderReranker:
             # the Hub (this app never downloads at run time).
             self.model = CrossEncoder(model_path, device="cpu", local_files_only=True)
         except Exception as exc:  # FileNotFoundError, OSError offline, HF/config errors
-            raise ValueError(
+            raise ConfigError(
                 f"Cannot load the cross-encoder {model_path!r} set by RAG_RERANKER_MODEL: {exc}. "
                 "Set RAG_RERANKER_MODEL to a local sentence-transformers CrossEncoder folder, "
                 "or unset it to turn reranking off."

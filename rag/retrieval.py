@@ -22,6 +22,7 @@ import numpy as np
 
 from .answerability import foreign_topic, missing_answer_type, unknown_names
 from .embeddings import Embedder
+from .errors import UserError
 from .index import CorpusIndex
 from .lexicon import glossary, stem, stopwords, tokenize
 from .models import NON_PERSON_SPEAKERS, Chunk, Passage
@@ -44,7 +45,7 @@ def _without(text: str, spans: list[tuple[int, int]]) -> str:
     return " ".join(text.split())
 
 
-class UnknownSpeaker(ValueError):
+class UnknownSpeaker(UserError):
     pass
 
 
@@ -203,7 +204,7 @@ class HybridRetriever:
     def search(self, question: str, k: int = 5, speaker: str | None = None) -> SearchResult:
         question = question.strip()
         if not question:
-            raise ValueError("The question is empty.")
+            raise UserError("The question is empty.")
         plan = self.plan(question, speaker)
         chunks = self.index.chunks
         if not chunks:

@@ -7,6 +7,7 @@ import pytest
 from langchain_core.embeddings import Embeddings
 
 from rag.embeddings import E5Embedder, Embedder, SentenceTransformerEmbedder
+from rag.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def test_sentence_transformers_backend_loads_a_local_model(minilm):
 
 
 def test_sentence_transformers_backend_refuses_a_missing_model_clearly(tmp_path):
-    with pytest.raises(ValueError, match="RAG_EMBEDDING_MODEL"):
+    with pytest.raises(ConfigError, match="RAG_EMBEDDING_MODEL"):
         SentenceTransformerEmbedder(str(tmp_path / "no-such-model"))
 
 

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from rag import chunking
+from rag.errors import UserError
 from rag.factory import build_pipeline
 from rag.settings import Settings
-from vectorstore.chroma import EmbedderMismatch
+
 from tests.conftest import CORPUS_FILES, window_owners
 
 
@@ -70,9 +71,9 @@ def test_querying_with_another_embedder_is_refused(small_pipeline, tmp_path):
     _, _, settings = small_pipeline
     other = build_pipeline(settings.model_copy(update={
         "embedder": "sentence-transformers", "embedding_model": str(get_model_path())}))
-    with pytest.raises(EmbedderMismatch, match="re-?ingest|rag ingest --rebuild"):
+    with pytest.raises(UserError, match="re-?ingest|rag ingest --rebuild"):
         other.search("sycophancy")
-    with pytest.raises(EmbedderMismatch):
+    with pytest.raises(UserError):
         other.ingest(show_progress=False)
     assert other.index.store.count() > 0  # refusing did not touch the index
 

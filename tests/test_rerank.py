@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from rag.errors import ConfigError
 from rag.factory import build_pipeline
 from rag.models import Chunk, Passage
 from rag.rerank import CrossEncoderReranker
@@ -121,6 +122,6 @@ def test_pipeline_with_reranker_setting(pipeline, settings, tiny_cross_encoder):
 @pytest.mark.parametrize("make_path", [lambda tmp: tmp / "missing", lambda tmp: tmp, lambda tmp: "no-such-org/no-such-model"])
 def test_unloadable_model_gives_a_clear_error(tmp_path, make_path):
     path = make_path(tmp_path)  # a missing folder, an empty folder, a Hub name (never downloaded)
-    with pytest.raises(ValueError, match="RAG_RERANKER_MODEL") as info:
+    with pytest.raises(ConfigError, match="RAG_RERANKER_MODEL") as info:
         CrossEncoderReranker(str(path))
     assert str(path) in str(info.value)

@@ -16,7 +16,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no network here; m
 import gradio as gr
 
 from rag.answering import load_phrases
-from rag.cli import USER_ERRORS
+from rag.errors import UserError
 from rag.models import Answer, Citation
 from rag.pipeline import Pipeline
 from rag.speakers import default_speakers
@@ -142,7 +142,7 @@ def respond(
                 streamed += item
                 reply["content"] = escape_markdown(streamed, brackets=False)
             yield history, ""
-    except USER_ERRORS as exc:
+    except UserError as exc:
         reply["content"] = f"⚠️ {escape_markdown(str(exc))}"
         yield history, ""
     except Exception as exc:  # keep the app usable whatever went wrong; the log has the traceback

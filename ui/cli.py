@@ -35,11 +35,12 @@ def serve(host: str, port: int) -> None:
     if not port_is_free(host, port):
         raise _busy(host, port)
 
-    from rag.cli import USER_ERRORS, ready_pipeline
+    from rag.cli import ready_pipeline
+    from rag.errors import UserError
 
     try:
         pipe = ready_pipeline()
-    except USER_ERRORS as exc:
+    except UserError as exc:
         raise click.ClickException(str(exc)) from exc
 
     from .app import build_app, launch
