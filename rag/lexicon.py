@@ -21,9 +21,9 @@ from pathlib import Path
 import jieba
 
 from .speakers import RESOURCES, default_speakers
+from .text import CJK, has_cjk, is_cjk
 
-_TOKEN = re.compile(r"[\u3400-\u9fff]+|[A-Za-z0-9]+(?:[-.'’][A-Za-z0-9]+)*")
-_CJK = re.compile(r"[\u3400-\u9fff]")
+_TOKEN = re.compile(f"[{CJK}]+|[A-Za-z0-9]+(?:[-.'’][A-Za-z0-9]+)*")
 
 jieba.setLogLevel(logging.WARNING)
 
@@ -54,7 +54,7 @@ def _jieba() -> jieba.Tokenizer:
     words = [zh for entry in glossary().entries for zh in entry.chinese]
     words += [alias for person in default_speakers().people for alias in person.aliases]
     for word in words:
-        if _CJK.search(word) and " " not in word:
+        if has_cjk(word) and " " not in word:
             tokenizer.add_word(word, freq=2000)
     return tokenizer
 
@@ -69,7 +69,7 @@ def tokenize(text: str) -> list[str]:
     stop = stopwords()
     for m in _TOKEN.finditer(text):
         piece = m.group(0)
-        if _CJK.match(piece):
+        if is_cjk(piece[:1]):
             tokens.extend(t for t in _jieba().cut_for_search(piece) if t not in stop)
         else:
             word = stem(piece)
@@ -224,5 +224,5 @@ def _cedict_entries(vocabulary: set[str]):
                 continue
             head, _, rest = line.partition("[")
             words = head.split()
-            if len(words) >= 2 and words[1] in vocabulary and _CJK.search(words[1]):
+            if len(words) >= 2 and words[1] in vocabulary and has_cjk(words[1]):
                 yield words[1], rest.partition("]")[2].strip(" /\n").split("/")

@@ -25,7 +25,7 @@ from pathlib import Path
 from .errors import UserError
 from .models import EDITORIAL, NARRATOR, NON_PERSON_SPEAKERS, Span, Turn, Unit
 from .speakers import RESOURCES, SpeakerTable, default_speakers
-from .text import clean_with_offsets, detect_language, split_sentences
+from .text import CJK, clean_with_offsets, detect_language, split_sentences
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 
@@ -36,7 +36,7 @@ class IngestError(UserError):
 
 _LABEL_MD = re.compile(r"^\*\*(?P<label>[^*\n]{1,40}?)\s*[:：]\s*\*\*[ \t]*|^\*\*(?P<label2>[^*\n]{1,40}?)\*\*\s*[:：][ \t]*")
 _LABEL_PLAIN = re.compile(
-    r"^(?P<label>[A-Z][A-Za-z.'’-]*(?: [A-Z][A-Za-z.'’-]*){0,3}|[\u4e00-\u9fff·]{2,8})[:：][ \t]+(?=\S)"
+    rf"^(?P<label>[A-Z][A-Za-z.'’-]*(?: [A-Z][A-Za-z.'’-]*){{0,3}}|[{CJK}·]{{2,8}})[:：][ \t]+(?=\S)"
 )
 _HEADING = re.compile(r"^(?P<hashes>#{1,6})\s+(?P<text>.*\S)\s*$")
 _META = re.compile(r"^\s*(文章作者|发布时间|发布地|原文链接|封面图链接|作者|来源)\s*[:：]")

@@ -14,8 +14,12 @@ import re
 
 from .models import Span
 
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-_CJK_OR_PUNCT = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef“”‘’…—]")
+# The one definition of a Chinese character (CJK ideographs, extension A, compatibility forms);
+# every other pattern that means "Chinese" is built from it.
+CJK = "\u3400-\u9fff\uf900-\ufaff"
+CJK_RUN = re.compile(f"[{CJK}]+")
+_CJK = re.compile(f"[{CJK}]")
+_CJK_OR_PUNCT = re.compile(f"[\u3000-\u303f{CJK}\uff00-\uffef“”‘’…—]")
 
 # Markup removed inside a line: images, the target of links (their label is kept), bold markers,
 # backslash escapes and stray emphasis underscores next to bold.
@@ -100,9 +104,9 @@ def split_sentences(text: str, offsets: list[int], max_chars: int = 160) -> list
     return spans
 
 
-def sentences(text: str) -> list[str]:
-    """The sentences of a text that has no file offsets (a chunk, a passage as shown)."""
-    return [span.text for span in split_sentences(text, list(range(len(text))))]
+def sentences(text: str, max_chars: int = 160) -> list[str]:
+    """The sentences of a text that has no file offsets (a chunk, a passage, an answer)."""
+    return [span.text for span in split_sentences(text, list(range(len(text))), max_chars)]
 
 
 def _emit(text: str, offsets: list[int], a: int, b: int, max_chars: int, spans: list[Span]) -> None:
