@@ -3,7 +3,7 @@
 `Judge` is the seam an LLM judge plugs into later (`rag eval --judge NAME`). A judge is built by
 a factory registered in `JUDGES` (or published by another package under the entry-point group
 `rag.eval_judges`), which receives the pipeline's embedder, its settings and the path of the
-labelled sample. Only the built-in "heuristic" judge exists now.
+labelled sample. Built in: "heuristic" (below) and "llm" (the configured backend answers yes/no).
 
 The heuristic judge needs no model beyond the pipeline's own embedder. A claim is supported by
 a piece of evidence when either
@@ -19,7 +19,7 @@ a piece of evidence when either
 Both thresholds are calibrated on `eval/faithfulness_labels.jsonl` (hand-labelled (claim,
 passage, supported) pairs from this corpus) by maximising balanced accuracy, ties going to the
 stricter rule; a test that adds nothing on the sample gets the threshold "never". The result is
-cached (`eval/calibration.json`, then the data directory) and redone when the labels, corpus,
+cached (`rag/resources/support_calibration.json`, which the pipeline's own check reads, then the data directory) and redone when the labels, corpus,
 embedder or scorer change. The report shows the thresholds, the accuracy on the sample and the
 leave-one-out accuracy.
 """
@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -39,26 +37,14 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from rag.lexicon import dictionary_bridge, glossary, stem, stopwords, tokenize
+from rag.llm import build_backend
 from rag.parsing import iter_text_files
+from rag.prompts import load_prompt
 from rag.settings import BUNDLED_CORPUS
-from rag.text import detect_language
+from rag.support import CALIBRATION as BUNDLED_CALIBRATION
+from rag.support import SCORER_VERSION, CorpusResources, SupportChecker, Thresholds, Verdict
 
 DEFAULT_LABELS = Path(__file__).resolve().parent / "faithfulness_labels.jsonl"
-BUNDLED_CALIBRATION = Path(__file__).resolve().parent / "calibration.json"
-SCORER_VERSION = "heuristic-4"  # bump when the scores change, so cached calibrations are redone
-
-
-@dataclass
-class Verdict:
-    supported: bool
-    lexical: float | None = None
-    semantic: float | None = None
-
-    def to_json(self) -> dict:
-        return {"supported": self.supported,
-                "lexical": None if self.lexical is None else round(self.lexical, 3),
-                "semantic": None if self.semantic is None else round(self.semantic, 3)}
 
 
 @runtime_checkable
@@ -78,169 +64,9 @@ class Judge(Protocol):
         ...
 
 
-# ---------------------------------------------------------------------------- heuristics
-
-_CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
-_LATIN = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?(?:\.[0-9]+)?")
-_SENTENCE_BREAK = re.compile(r"(?<=[。！？；])|(?<=[.!?;])\s+|\n+")
-_LABEL = re.compile(r"\*\*[^*\n]{1,30}[:：]\*\*")
-
-
-def _norm(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).lower()
-
-
-def lexical_units(text: str) -> set[str]:
-    """Lower-cased English words without stopwords, and Chinese character bigrams."""
-    text = _norm(text)
-    units: set[str] = set()
-    for run in _CJK_RUN.findall(text):
-        units.update([run] if len(run) == 1 else (run[i : i + 2] for i in range(len(run) - 1)))
-    stop = stopwords()
-    for word in _LATIN.findall(text):
-        word = stem(word)
-        if word not in stop:
-            units.add(word)
-    return units
-
-
-def _variants(word: str) -> list[str]:
-    """The word and its likely base forms ("worked" → "work", "scaling" → "scale")."""
-    forms = [word]
-    for suffix in ("ing", "ed"):
-        if len(word) > len(suffix) + 2 and word.endswith(suffix):
-            stem_ = word[: -len(suffix)]
-            forms += [stem_, stem_ + "e"] + ([stem_[:-1]] if len(stem_) > 2 and stem_[-1] == stem_[-2] else [])
-    return forms
-
-
-def containment(claim: str, evidence: str, bridge: "Bridge | None" = None) -> float:
-    """Share of the claim's lexical units found in the evidence (0 for an empty claim).
-
-    With a `bridge` an English word also counts as found when a glossary phrase it belongs to,
-    or one of its dictionary translations, occurs in the evidence: that is how "worked with
-    Andrew Ng" finds 与吴恩达一起工作.
-    """
-    claim_units = lexical_units(claim)
-    if not claim_units:
-        return 0.0
-    evidence_units = lexical_units(evidence)
-    if bridge is None:
-        return len(claim_units & evidence_units) / len(claim_units)
-    chinese = [u for u in claim_units if not u.isascii()]
-    found = sum(1 for u in chinese if u in evidence_units)
-    flat = _norm(evidence)
-    words = [stem(w) for w in _LATIN.findall(_norm(claim))]
-    covered: set[int] = set()
-    longest = max((len(k) for k in bridge.phrases), default=0)
-    for size in range(min(longest, len(words)), 0, -1):  # glossary phrases, longest first
-        for i in range(len(words) - size + 1):
-            terms = bridge.phrases.get(tuple(words[i : i + size]))
-            if terms and not covered.intersection(range(i, i + size)) and any(t in flat for t in terms):
-                covered.update(range(i, i + size))
-    stop = stopwords()
-    content = list(dict.fromkeys(i for i, w in enumerate(words) if w not in stop))
-    seen_words: dict[str, bool] = {}
-    for i in content:
-        w = words[i]
-        if w not in seen_words:
-            forms = _variants(w)
-            seen_words[w] = (i in covered or any(f in evidence_units for f in forms)
-                             or any(t in flat for f in forms for t in bridge.words.get(f, ())))
-        elif i in covered:
-            seen_words[w] = True
-    total = len(chinese) + len(seen_words)
-    return (found + sum(seen_words.values())) / total if total else 0.0
-
-
-def windows(text: str, max_windows: int = 40) -> list[str]:
-    """Sentences of `text`, plus a short sentence joined to its neighbour (subtitle lines and
-    clipped quotes state one fact across two pieces): what a claim is compared with."""
-    sentences = [s.strip() for s in _SENTENCE_BREAK.split(_LABEL.sub(" ", text)) if s and len(s.strip()) > 1]
-    if not sentences:
-        return [text.strip()] if text.strip() else []
-    out = list(sentences)
-    out += [a + (" " if a[-1:].isascii() else "") + b for a, b in zip(sentences, sentences[1:])
-            if min(len(a), len(b)) < 40]
-    return out[:max_windows]
-
-
-class EmbeddingCache:
-    def __init__(self, embedder):
-        self.embedder = embedder
-        self._vectors: dict[str, np.ndarray] = {}
-
-    def vectors(self, texts: list[str]) -> np.ndarray:
-        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
-        if missing:
-            encoded = np.asarray(self.embedder.encode_documents(missing), dtype=np.float32)
-            norms = np.linalg.norm(encoded, axis=1, keepdims=True)
-            encoded = encoded / np.where(norms == 0, 1, norms)
-            self._vectors.update(zip(missing, encoded))
-        return np.stack([self._vectors[t] for t in texts]) if texts else np.zeros((0, 1), np.float32)
-
-    def best_cosine(self, claim: str, evidence: str) -> float | None:
-        pieces = windows(evidence)
-        if not claim.strip() or not pieces:
-            return None
-        vecs = self.vectors([claim] + pieces)
-        return float(np.max(vecs[1:] @ vecs[0]))
-
-    def cosine(self, a: str, b: str) -> float | None:
-        if not a.strip() or not b.strip():
-            return None
-        va, vb = self.vectors([a, b])
-        return float(va @ vb)
-
-
-@dataclass
-class Bridge:
-    """English → Chinese for the lexical test: `words` (one stemmed English word → Chinese words
-    of the corpus whose CC-CEDICT gloss is that word) and `phrases` (stemmed glossary phrase →
-    its Chinese renderings), from the core's glossary and CC-CEDICT bridge."""
-
-    words: dict[str, list[str]]
-    phrases: dict[tuple[str, ...], list[str]]
-
-
-def _glossary_phrases() -> dict[tuple[str, ...], list[str]]:
-    """Stemmed glossary phrase → its Chinese renderings, keyed by this judge's own word split."""
-    phrases: dict[tuple[str, ...], list[str]] = {}
-    for entry in glossary().entries:
-        chinese = [c.lower() for c in entry.chinese]
-        for phrase in entry.english:
-            key = tuple(stem(w) for w in _LATIN.findall(_norm(phrase)))
-            if key:
-                phrases.setdefault(key, [])
-                phrases[key].extend(c for c in chinese if c not in phrases[key])
-    return phrases
-
-
-class CorpusResources:
-    """What the heuristic judge borrows from the corpus: the English→Chinese bridge (glossary +
-    CC-CEDICT restricted to the corpus vocabulary) and, per language, 40 evenly spaced corpus
-    sentences as the background a similarity is measured against.
-    """
-
-    def __init__(self, files: list[Path], per_language: int = 40):
-        texts = [p.read_text(encoding="utf-8") for p in files]
-        vocabulary: set[str] = set()
-        for text in texts:
-            vocabulary.update(tokenize(text))
-        self.bridge = Bridge(dictionary_bridge(vocabulary), _glossary_phrases())
-        pool: dict[str, list[str]] = {"en": [], "zh": []}
-        for text in texts:
-            for line in text.splitlines():
-                for sentence in windows(line)[: max(1, len(windows(line)) // 2 + 1)]:
-                    if 15 <= len(sentence) <= 120 and not sentence.startswith(("!", "[", "http", "#")):
-                        pool[detect_language(sentence)].append(sentence)
-        self.background = {lang: items[:: max(1, len(items) // per_language)][:per_language]
-                           for lang, items in pool.items() if items}
-
-
 @lru_cache(maxsize=4)
 def corpus_resources(files: tuple[Path, ...]) -> CorpusResources:
-    return CorpusResources(list(files))
+    return CorpusResources.from_texts([p.read_text(encoding="utf-8") for p in files])
 
 
 def _finite(value):
@@ -361,53 +187,27 @@ def calibration_key(embedder_name: str, labels_path: Path, files: list[Path]) ->
     return digest.hexdigest()[:16]
 
 
-class HeuristicJudge:
-    """Lexical containment (bridged to Chinese) or contrastive embedding similarity.
-
-    semantic(claim, evidence) = best cosine between the claim and a sentence (or two adjacent
-    sentences) of the evidence, minus the mean of the claim's three best cosines against the
-    background sentences of the evidence's language. e5 cosines are all high (0.75–0.95) and
-    sit lower across languages; subtracting what the claim scores against unrelated corpus
-    sentences of the same language puts English→Chinese and Chinese→Chinese pairs on one scale.
-    """
+class HeuristicJudge(SupportChecker):
+    """The pipeline's support check (`rag.support`), calibrated on the labelled pairs."""
 
     name = "heuristic"
 
     def __init__(self, embedder, files: list[Path] | None = None, lexical_threshold: float = 1.0,
                  semantic_threshold: float = float("inf"), calibration: Calibration | None = None,
                  cache_dir: Path | None = None):
-        self.cache = EmbeddingCache(embedder)
-        self.embedder_name = getattr(embedder, "name", type(embedder).__name__)
         self.files = sorted(files or [p for p in iter_text_files([BUNDLED_CORPUS]) if p.is_file()])
-        self.resources = corpus_resources(tuple(self.files))
-        self.lexical_threshold = lexical_threshold
-        self.semantic_threshold = semantic_threshold
+        super().__init__(embedder, corpus_resources(tuple(self.files)),
+                         Thresholds(lexical_threshold, semantic_threshold), cache_dir)
         self.calibration = calibration
         self.calibration_source_key = ""
-        self._cache_dir = cache_dir
-        self._background_cache: dict[str, np.ndarray] | None = None
 
     @property
-    def _background(self) -> dict[str, np.ndarray]:
-        if self._background_cache is None:  # embedded on first use only
-            self._background_cache = self._background_vectors(self._cache_dir)
-        return self._background_cache
+    def lexical_threshold(self) -> float:
+        return self.thresholds.lexical
 
-    def _background_vectors(self, cache_dir: Path | None) -> dict[str, np.ndarray]:
-        background = self.resources.background
-        path = None
-        if cache_dir is not None:
-            digest = hashlib.sha256(f"{SCORER_VERSION}|{self.embedder_name}".encode())
-            digest.update(json.dumps(background, ensure_ascii=False, sort_keys=True).encode())
-            path = Path(cache_dir) / f"background-{digest.hexdigest()[:16]}.npz"
-            if path.is_file():
-                with np.load(path) as saved:
-                    return {lang: saved[lang] for lang in saved.files}
-        vectors = {lang: self.cache.vectors(items) for lang, items in background.items()}
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(path, **vectors)
-        return vectors
+    @property
+    def semantic_threshold(self) -> float:
+        return self.thresholds.semantic
 
     @classmethod
     def calibrated(cls, embedder, labels_path: Path = DEFAULT_LABELS, files: list[Path] | None = None,
@@ -432,8 +232,7 @@ class HeuristicJudge:
                 cached.parent.mkdir(parents=True, exist_ok=True)
                 cached.write_text(json.dumps({"key": key, "calibration": judge.calibration.to_json()}), encoding="utf-8")
         judge.calibration_source_key = key
-        judge.lexical_threshold = judge.calibration.lexical_threshold
-        judge.semantic_threshold = judge.calibration.semantic_threshold
+        judge.thresholds = Thresholds(judge.calibration.lexical_threshold, judge.calibration.semantic_threshold)
         return judge
 
     def save_calibration(self, path: Path | None = None) -> Path:
@@ -441,31 +240,6 @@ class HeuristicJudge:
         path.write_text(json.dumps({"key": self.calibration_source_key, "calibration": self.calibration.to_json()},
                                    ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
         return path
-
-    def lexical(self, claim: str, evidence: str) -> float:
-        return containment(claim, evidence, self.resources.bridge)
-
-    def semantic(self, claim: str, evidence: str) -> float | None:
-        best = self.cache.best_cosine(claim, evidence)
-        if best is None:
-            return None
-        background = self._background.get(detect_language(evidence))
-        if background is None or not len(background):
-            return best
-        against = np.sort(background @ self.cache.vectors([claim])[0])[-3:]
-        return best - float(against.mean())
-
-    def scores(self, claim: str, evidence: str) -> tuple[float, float | None]:
-        return self.lexical(claim, evidence), self.semantic(claim, evidence)
-
-    def supports(self, claim: str, evidence: str) -> Verdict:
-        lexical = self.lexical(claim, evidence)
-        if lexical >= self.lexical_threshold:
-            return Verdict(True, lexical, None)  # no need to embed
-        if not np.isfinite(self.semantic_threshold):
-            return Verdict(False, lexical, None)  # calibrated off: embedding could not change the verdict
-        semantic = self.semantic(claim, evidence)
-        return Verdict(semantic is not None and semantic >= self.semantic_threshold, lexical, semantic)
 
     def similarity(self, text: str, reference: str) -> float | None:
         return self.cache.cosine(text, reference)
@@ -492,7 +266,40 @@ def _heuristic(embedder, settings=None, labels_path: Path = DEFAULT_LABELS) -> J
     return HeuristicJudge.calibrated(embedder, labels_path, files, cache_dir)
 
 
-JUDGES: dict[str, JudgeFactory] = {"heuristic": _heuristic}
+class LLMJudge:
+    """Support decided by the configured LLM (`prompts/judge.toml`: yes or no); answer similarity
+    and the report's thresholds come from the heuristic judge it wraps."""
+
+    name = "llm"
+
+    def __init__(self, backend, heuristic: HeuristicJudge):
+        self.backend = backend
+        self.heuristic = heuristic
+        self._verdicts: dict[tuple[str, str], Verdict] = {}
+
+    def supports(self, claim: str, evidence: str) -> Verdict:
+        key = (claim, evidence)
+        if key not in self._verdicts:
+            reply = "".join(self.backend.stream(load_prompt("judge").messages(claim=claim, passage=evidence)))
+            self._verdicts[key] = Verdict(reply.strip().lower().startswith(("yes", "是")))
+        return self._verdicts[key]
+
+    def similarity(self, text: str, reference: str) -> float | None:
+        return self.heuristic.similarity(text, reference)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "backend": self.backend.name, "model": self.backend.model,
+                "prompt": "prompts/judge.toml"}
+
+
+def _llm(embedder, settings=None, labels_path: Path = DEFAULT_LABELS) -> Judge:
+    backend = build_backend(settings) if settings is not None else None
+    if backend is None:
+        raise ValueError("the llm judge needs an LLM: set RAG_LLM (or pass --llm) to a backend")
+    return LLMJudge(backend, _heuristic(embedder, settings, labels_path))
+
+
+JUDGES: dict[str, JudgeFactory] = {"heuristic": _heuristic, "llm": _llm}
 
 
 def judge_factories() -> dict[str, JudgeFactory]:

@@ -11,18 +11,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eval.claims import answer_body, split_claims
 from eval.dataset import (
     DEFAULT_QUESTIONS, DatasetError, Question, chinese_only_files, load_questions, parse_filters, select,
 )
-from eval.judge import DEFAULT_LABELS, Bridge, _fit, _glossary_phrases, containment, load_labels, windows
+from eval.judge import DEFAULT_LABELS, _fit, load_labels
 from eval.metrics import (
     GoldSpan, aggregate, citation_precision, citation_recall, first_hit_rank, hit_at, key_fact_coverage,
     passage_matches, percentile, reciprocal_rank, spans_overlap,
 )
 from eval.report import compare_runs, quality_metrics, threshold_names
 from eval.run import score
+from rag.citations import answer_body
+from rag.citations import split_claims as split_any_claims
+from rag.prompts import framing_phrases
 from rag.settings import BUNDLED_CORPUS
+from rag.support import Bridge, _glossary_phrases, containment, windows
 
 DARIO = "002_536a685dcacd8e2b.txt"
 AMANDA_BILINGUAL = "001_b20dc5de5308e2ee.txt"
@@ -155,13 +158,18 @@ EXTRACTIVE = """Here is what the interviews say:
 (Quotes from the Chinese sources are shown as written.)"""
 
 
+def split_claims(answer: str):
+    return split_any_claims(answer, framing_phrases())
+
+
 def test_split_claims_on_extractive_answer():
     claims = split_claims(EXTRACTIVE)
     assert [c.cited for c in claims] == [[1], [2], [3]]  # intro and note are framing
     assert claims[0].text == "我是在2014年末加入百度，与吴恩达一起工作时第一次接触AI领域。"
     assert claims[1].text.startswith("内容导读 ：\n阿莫迪认为")  # a quote running over two lines
     assert claims[2].text == "他把神经网络比喻成是“培养”出来的"  # inner quotation marks kept
-    assert "Here is what" not in answer_body(EXTRACTIVE) and "[1]" not in answer_body(EXTRACTIVE)
+    body = answer_body(EXTRACTIVE, framing_phrases())
+    assert "Here is what" not in body and "[1]" not in body
 
 
 def test_split_claims_on_prose():

@@ -1,0 +1,52 @@
+"""A draft answer → the answer users see, every citation checked.
+
+Markers are normalised and renumbered (`rag.citations`), numbers that name no passage are
+removed and reported, and each claim (sentence, or quoted line) is checked against the
+passages it cites with the support check (`rag.support`), across languages. A claim is
+supported when one of its cited passages supports it; a citation is supported when it
+supports at least one claim that cites it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from .citations import Renumbering, render, split_claims
+from .models import Citation, Claim, Passage
+from .prompts import framing_phrases
+from .support import Verdict
+
+
+class SupportCheck(Protocol):
+    def supports(self, claim: str, evidence: str) -> Verdict: ...
+
+
+@dataclass
+class Verified:
+    text: str
+    citations: list[Citation]
+    claims: list[Claim]
+    invalid: list[str]
+
+
+def evidence(passage: Passage) -> str:
+    """What a claim may be checked against: the passage in both languages where it has both."""
+    chunk = passage.chunk
+    return chunk.text + ("\n" + chunk.parallel_text if chunk.parallel_text else "")
+
+
+def verify(draft: str, sources: list[Passage], checker: SupportCheck) -> Verified:
+    numbering = Renumbering(len(sources))
+    text = render(draft.strip(), numbering)
+    by_shown = {shown: sources[given - 1] for given, shown in numbering.order.items()}
+    claims = split_claims(text, framing_phrases())
+    backing: dict[int, bool] = {n: False for n in by_shown}
+    for claim in claims:
+        cited = [n for n in claim.cited if n in by_shown]
+        verdicts = {n: checker.supports(claim.text, evidence(by_shown[n])).supported for n in cited}
+        claim.supported = any(verdicts.values())
+        for n, ok in verdicts.items():
+            backing[n] = backing[n] or ok
+    citations = [Citation(n, by_shown[n], backing[n]) for n in sorted(by_shown)]
+    return Verified(text, citations, claims, list(dict.fromkeys(numbering.invalid)))
