@@ -67,6 +67,7 @@ class Question:
     split: str
     line: int = 0
     cross_lingual: bool = False  # English question, gold only in Chinese-only files
+    history: list[dict] = field(default_factory=list)  # earlier turns of a follow-up question
     extra: dict = field(default_factory=dict)
 
     @property
@@ -84,7 +85,7 @@ class Question:
             "gold": [{"source": g.source, "quote": g.quote, "spans": [[s.start, s.end] for s in g.spans]}
                      for g in self.gold],
             "reference_answer": self.reference_answer, "key_facts": self.key_facts,
-            "cross_lingual": self.cross_lingual,
+            "cross_lingual": self.cross_lingual, "history": self.history,
         }
 
 
@@ -170,6 +171,11 @@ def _validate(obj: object, where: str, corpus_dir: Path) -> list[str]:
             continue
         if g["quote"] not in _read(path):
             errors.append(f"{at}: quote not found in {g['source']}: {g['quote'][:60]!r}")
+    history = obj.get("history", [])
+    if not isinstance(history, list) or not all(
+            isinstance(m, dict) and m.get("role") in ("user", "assistant") and isinstance(m.get("content"), str)
+            for m in history):
+        errors.append(f"{where}: 'history' must be a list of {{\"role\": \"user\"|\"assistant\", \"content\": str}}")
     answerable, qtype = obj.get("answerable"), obj.get("type")
     if isinstance(answerable, bool) and qtype in TYPES:
         if answerable == (qtype == "unanswerable"):
@@ -218,12 +224,12 @@ def load_questions(path: Path = DEFAULT_QUESTIONS, corpus_dir: Path = BUNDLED_CO
             for g in obj["gold"]
         ]
         known = {"id", "question", "language", "answerable", "type", "expected_speaker", "gold",
-                 "reference_answer", "key_facts", "split"}
+                 "reference_answer", "key_facts", "split", "history"}
         questions.append(Question(
             id=obj["id"], question=obj["question"], language=obj["language"], answerable=obj["answerable"],
             type=obj["type"], expected_speaker=obj["expected_speaker"], gold=gold,
             reference_answer=obj["reference_answer"], key_facts=list(obj["key_facts"]), split=obj["split"],
-            line=number,
+            line=number, history=list(obj.get("history", [])),
             cross_lingual=bool(obj["language"] == "en" and gold and all(g.source in zh_only for g in gold)),
             extra={k: v for k, v in obj.items() if k not in known},
         ))
