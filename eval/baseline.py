@@ -34,9 +34,8 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from tqdm import tqdm
 
-from rag.models import Chunk, Passage
+from rag.models import Chunk, Passage, SearchResult
 from rag.parsing import iter_text_files
-from rag.retrieval import SearchResult
 from rag.retrieval import dense_confidence
 from rag.text import detect_language
 

@@ -40,11 +40,11 @@ def _questions(path: Path, filters: tuple[str, ...], split: str, limit: int | No
     return questions, chosen
 
 
-def _pipeline():
+def _pipeline(**overrides):
     from rag import cli as rag_cli
 
     try:
-        return rag_cli.ready_pipeline()
+        return rag_cli.ready_pipeline(**overrides)
     except UserError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -89,7 +89,7 @@ def _git_commit() -> str | None:
 
 def _config(settings, embedder) -> dict:
     return {
-        "answerer": settings.answerer, "embedder": settings.embedder, "embedder_name": getattr(embedder, "name", ""),
+        "answerer": settings.llm, "model": settings.llm_model, "embedder": settings.embedder, "embedder_name": getattr(embedder, "name", ""),
         "embedding_model": settings.embedding_model, "chunk_tokens": settings.chunk_tokens,
         "top_k": settings.top_k, "candidates": settings.candidates, "reranker_model": settings.reranker_model,
         "min_confidence": settings.min_confidence, "collection": settings.collection,
@@ -124,7 +124,11 @@ quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--baseline/--no-baseline", default=True, show_default=True,
               help="Also run the textbook LangChain baseline, side by side.")
 @click.option("--judge", "judge_name", default="heuristic", show_default=True,
-              help="Who decides support/coverage (only 'heuristic' is built in).")
+              help="Who decides support/coverage: 'heuristic' or 'llm' (the configured backend).")
+@click.option("--llm", type=click.Choice(["extractive", "openai", "anthropic", "llamacpp"]), default=None,
+              help="Answer with this backend (default: RAG_LLM).")
+@click.option("--model", default=None, help="LLM model (default: RAG_LLM_MODEL).")
+@click.option("--base-url", default=None, help="OpenAI-compatible server URL (default: RAG_LLM_BASE_URL).")
 @click.option("--min", "mins", multiple=True, metavar="METRIC=VALUE",
               help="Exit 1 when our overall METRIC is below VALUE (e.g. hit@5=0.85, abstention=0.8).")
 @click.option("--max", "maxs", multiple=True, metavar="METRIC=VALUE",
@@ -139,7 +143,8 @@ quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
 def eval_group(ctx: click.Context, out: Path | None, limit: int | None, filters: tuple[str, ...], split: str, k: int,
                baseline: bool, judge_name: str, mins: tuple[str, ...], maxs: tuple[str, ...],
-               compare: tuple[Path, Path] | None, questions_path: Path, labels_path: Path, quiet: bool) -> None:
+               compare: tuple[Path, Path] | None, questions_path: Path, labels_path: Path, quiet: bool,
+               llm: str | None, model: str | None, base_url: str | None) -> None:
     """Answer-quality eval: every question through our pipeline (and the baseline), scored, with a
     report folder (report.md, results.json, plots). Subcommands: `retrieval`, `calibrate`.
     """
@@ -161,7 +166,7 @@ def eval_group(ctx: click.Context, out: Path | None, limit: int | None, filters:
     from .run import PipelineSystem, run_questions
 
     started = datetime.now()
-    pipe = _pipeline()
+    pipe = _pipeline(llm=llm, llm_model=model, llm_base_url=base_url)
     settings = pipe.settings
     try:
         judge = make_judge(judge_name, pipe.embedder, settings, labels_path)
@@ -171,7 +176,7 @@ def eval_group(ctx: click.Context, out: Path | None, limit: int | None, filters:
     base = _baseline(pipe, not quiet) if baseline else None
     if base:
         systems.append(base)
-    records = run_questions(chosen, systems, pipe.answerer, judge, k, settings.min_confidence, show_progress=not quiet)
+    records = run_questions(chosen, systems, pipe, judge, k, settings.min_confidence, show_progress=not quiet)
     aggregates = aggregate_records(records, k)
 
     root = out or settings.data_dir / "eval-runs"
@@ -299,7 +304,7 @@ def retrieval_command(k: int, limit: int | None, filters: tuple[str, ...], split
 
 @eval_group.command("calibrate")
 @click.option("--labels", "labels_path", type=click.Path(exists=True, path_type=Path), default=DEFAULT_LABELS)
-@click.option("--save", is_flag=True, help="Store the result in eval/calibration.json so runs reuse it.")
+@click.option("--save", is_flag=True, help="Store the result in rag/resources/support_calibration.json: the pipeline's own check and eval runs use it.")
 def calibrate_command(labels_path: Path, save: bool) -> None:
     """Show how the heuristic judge scores the labelled pairs and the thresholds it picks."""
     from rag.factory import build_embedder

@@ -114,7 +114,7 @@ def fmt_ms(value) -> str:
 def run_folder_name(settings, k: int, when: datetime | None = None) -> str:
     when = when or datetime.now()
     embedder = "e5" if settings.embedder == "e5" else Path(settings.embedding_model or "st").name
-    return f"{when:%Y%m%d-%H%M}_{settings.answerer}_{embedder}_k{k}"
+    return f"{when:%Y%m%d-%H%M}_{settings.llm}_{embedder}_k{k}"
 
 
 def unique_folder(root: Path, name: str) -> Path:

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
-from rag.retrieval import SearchResult
+from rag.citations import answer_body, split_claims
+from rag.models import SearchResult
+from rag.prompts import framing_phrases
 
-from .claims import answer_body, split_claims
 from .dataset import Question
 from .judge import Judge
 from .metrics import first_hit_rank, hit_at, passage_matches, reciprocal_rank, share
@@ -34,8 +35,12 @@ class PipelineSystem:
     def __init__(self, pipeline):
         self.pipeline = pipeline
 
-    def search(self, question: str, k: int) -> SearchResult:
-        return self.pipeline.search(question, k)
+    def search(self, question: str, k: int, history: list[dict] = ()) -> SearchResult:
+        """A follow-up is made standalone first, exactly as `ask` does."""
+        searched, rewritten_by = self.pipeline.condenser.condense(question, history)
+        result = self.pipeline.search(searched, k)
+        result.plan.rewritten_by = rewritten_by
+        return result
 
 
 @dataclass
@@ -45,16 +50,17 @@ class Retrieved:
     ms: float
 
 
-def retrieve(system, question: str, k: int, depth: int = DEPTH) -> Retrieved:
+def retrieve(system, question: str, k: int, depth: int = DEPTH, history: list[dict] = ()) -> Retrieved:
+    """Our pipeline makes a follow-up standalone; the textbook baseline searches it as written."""
     started = time.perf_counter()
     if getattr(system, "prefix_stable", False):
         deep = system.search(question, max(k, depth))
         ms = (time.perf_counter() - started) * 1000
         shown = SearchResult(deep.plan, deep.passages[:k], deep.confidence)
     else:
-        shown = system.search(question, k)
+        shown = system.search(question, k, history)
         ms = (time.perf_counter() - started) * 1000
-        deep = shown if k >= depth else system.search(question, depth)
+        deep = shown if k >= depth else system.search(question, depth, history)
     return Retrieved(shown, deep, ms)
 
 
@@ -83,7 +89,7 @@ def evaluate_system(q: Question, system, answerer, judge: Judge | None, k: int, 
     gold = q.gold_spans
     rec: dict = {"error": None}
     try:
-        got = retrieve(system, q.question, k, depth)
+        got = retrieve(system, q.question, k, depth, q.history)
     except Exception as exc:  # recorded, counted as a miss, and listed in the report
         rec["error"] = f"{type(exc).__name__}: {exc}"
         rec["traceback"] = traceback.format_exc(limit=3)
@@ -102,7 +108,7 @@ def evaluate_system(q: Question, system, answerer, judge: Judge | None, k: int, 
     )
     if answerer is not None:
         try:
-            answer = answerer.answer(got.shown)
+            answer = answerer.answer(got.shown, q.question)
             answer.timings_ms["retrieval"] = got.ms
             _check_answer(q, rec, answer.to_json(), judge)
         except Exception as exc:
@@ -135,7 +141,7 @@ def _check_answer(q: Question, rec: dict, answer: dict, judge: Judge) -> None:
 
     claims = []
     if not answer["abstained"]:
-        for claim in split_claims(answer["answer"]):
+        for claim in split_claims(answer["answer"], framing_phrases()):
             best = None
             for n in claim.cited:
                 if n in by_n:
@@ -146,7 +152,7 @@ def _check_answer(q: Question, rec: dict, answer: dict, judge: Judge) -> None:
                            **(best.to_json() if best else {"supported": False, "lexical": None, "semantic": None})})
     rec["claims"] = claims
 
-    body = answer_body(answer["answer"])
+    body = answer_body(answer["answer"], framing_phrases())
     facts = []
     if q.answerable:
         for fact in q.key_facts:

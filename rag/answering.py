@@ -1,92 +1,70 @@
-"""Passages → a short cited answer.
+"""Passages → a draft answer whose `[n]` markers cite them. Two kinds of answerer:
 
-`Answerer` is the seam LLM backends plug into. The default `ExtractiveAnswerer` needs no model:
-it quotes the most relevant sentence(s) of the best passages, attributed to who said them, and
-every line carries the `[n]` of the passage it was copied from. Quoting instead of paraphrasing
-is what makes "never a citation that doesn't support the claim" hold without an LLM.
+- `ExtractiveAnswerer` needs no model: it quotes the most relevant sentence(s) of the best
+  passages, attributed to who said them. Quoting is what makes "never a citation that doesn't
+  support the claim" hold without an LLM; it is the default and every LLM answer's fallback.
+- `LLMAnswerer` puts the passages, numbered and delimited as data, into the answer prompt
+  (`prompts/answer.toml`) within a token budget, best passages first and last (models read the
+  ends of a long context best), and streams the model's reply.
+
+Both return a `Draft`: the passages in the order they were numbered, and the raw text. The
+pipeline does what every answerer shares: abstaining, checking each citation, falling back.
 """
 
 from __future__ import annotations
 
-import time
-import tomllib
 from collections.abc import Iterator
-from functools import lru_cache
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Protocol
 
+from .chunking import count_tokens
 from .lexicon import tokenize
-from .models import EDITORIAL, NARRATOR, Answer, Citation, Passage
-from .retrieval import QueryPlan, SearchResult
-from .settings import PROMPTS_DIR
+from .llm import ChatBackend, Messages
+from .models import EDITORIAL, NARRATOR, Passage, QueryPlan, SearchResult
+from .prompts import load_phrases, load_prompt
 from .text import sentences
 
-StreamItem = str | Answer  # text deltas, then the finished Answer last
+NOT_COVERED = "NOT COVERED"  # the answer prompt's reply when the passages don't answer
+
+
+@dataclass
+class Draft:
+    sources: list[Passage]  # `[n]` in the text is sources[n - 1]
+    deltas: Iterator[str]
 
 
 class Answerer(Protocol):
     name: str
+    model: str | None
 
-    def answer(self, result: SearchResult) -> Answer: ...
-
-    def answer_stream(self, result: SearchResult) -> Iterator[StreamItem]: ...
-
-
-def collect(stream: Iterator[StreamItem]) -> Answer:
-    """The finished Answer at the end of a stream."""
-    final = None
-    for item in stream:
-        if isinstance(item, Answer):
-            final = item
-    if final is None:
-        raise RuntimeError("answer stream ended without an Answer")
-    return final
-
-
-@lru_cache(maxsize=4)
-def load_phrases(path: Path = PROMPTS_DIR / "extractive.toml") -> dict:
-    return tomllib.loads(path.read_text(encoding="utf-8"))
+    def draft(self, result: SearchResult, language: str) -> Draft: ...
 
 
 _INTERVIEWERS = {"Lex Fridman", "Host"}
+LANGUAGE_NAMES = {"en": "English", "zh": "Chinese (简体中文)"}
 
 
 class ExtractiveAnswerer:
     name = "extractive"
+    model = None
 
-    def __init__(self, min_confidence: float, max_citations: int = 3, max_quote_chars: int = 220):
-        self.min_confidence = min_confidence
+    def __init__(self, max_citations: int = 3, max_quote_chars: int = 220):
         self.max_citations = max_citations
         self.max_quote_chars = max_quote_chars
 
-    def answer(self, result: SearchResult) -> Answer:
-        return collect(self.answer_stream(result))
+    def draft(self, result: SearchResult, language: str) -> Draft:
+        return Draft(result.passages, self._lines(result, language))
 
-    def answer_stream(self, result: SearchResult) -> Iterator[StreamItem]:
-        started = time.perf_counter()
-        plan = result.plan
-        phrases = load_phrases()["zh" if plan.language == "zh" else "en"]
-        picks = self._pick(result) if result.confidence >= self.min_confidence else []
-        if not picks:
-            text = phrases["abstain"] + self._missing(plan, phrases)
-            yield text
-            yield Answer(plan.question, text, True, [], result.passages, self.name, {"generation": _ms(started)})
-            return
-
-        lines = [phrases["intro"]]
-        yield lines[0]
-        citations: list[Citation] = []
-        for n, (passage, quote) in enumerate(picks, 1):
-            citations.append(Citation(n, passage))
-            line = phrases["line"].format(who=self._who(passage, phrases), quote=quote, n=n)
-            lines.append(line)
-            yield "\n" + line
-        if plan.language == "en" and phrases["translated_note"] and any(p.chunk.language == "zh" and not (
-            p.chunk.parallel_language == "en") for p, _ in picks):
-            lines.append(phrases["translated_note"])
+    def _lines(self, result: SearchResult, language: str) -> Iterator[str]:
+        phrases = load_phrases()["zh" if language == "zh" else "en"]
+        picks = self._pick(result)
+        yield phrases["intro"]
+        for passage, quote in picks:
+            n = result.passages.index(passage) + 1
+            yield "\n" + phrases["line"].format(who=self._who(passage, phrases), quote=quote, n=n)
+        if language == "en" and phrases["translated_note"] and any(p.chunk.language == "zh" and not (
+                p.chunk.parallel_language == "en") for p, _ in picks):
             yield "\n" + phrases["translated_note"]
-        yield Answer(plan.question, "\n".join(lines), False, citations, result.passages, self.name,
-                     {"generation": _ms(started)})
 
     # ------------------------------------------------------------------
 
@@ -131,15 +109,6 @@ class ExtractiveAnswerer:
         return quote, overlap
 
     @staticmethod
-    def _missing(plan: QueryPlan, phrases: dict) -> str:
-        """What the interviews lack, when the retriever found out (see rag/answerability.py)."""
-        if plan.never_mentioned:
-            return phrases["never_mentioned"].format(names=phrases["name_separator"].join(plan.never_mentioned))
-        if plan.missing_answer_type:
-            return phrases[f"no_{plan.missing_answer_type}"]
-        return ""
-
-    @staticmethod
     def _who(passage: Passage, phrases: dict) -> str:
         chunk = passage.chunk
         if chunk.speaker in (EDITORIAL, NARRATOR):
@@ -150,5 +119,70 @@ class ExtractiveAnswerer:
         return phrases["who_person"].format(speaker=chunk.speaker or chunk.source)
 
 
-def _ms(started: float) -> float:
-    return (time.perf_counter() - started) * 1000
+
+def abstention(plan: QueryPlan, language: str) -> str:
+    """ "Not covered", and what the interviews lack when retrieval found out (rag/answerability.py)."""
+    phrases = load_phrases()["zh" if language == "zh" else "en"]
+    missing = ""
+    if plan.never_mentioned:
+        missing = phrases["never_mentioned"].format(names=phrases["name_separator"].join(plan.never_mentioned))
+    elif plan.missing_answer_type:
+        missing = phrases[f"no_{plan.missing_answer_type}"]
+    return phrases["abstain"] + missing
+
+
+def fallback_notice(reason: str, language: str) -> str:
+    return load_phrases()["zh" if language == "zh" else "en"]["fallback"].format(reason=reason)
+
+
+def format_passages(passages: list[Passage], language: str) -> str:
+    """The numbered passages for the answer prompt: who, where, what language, then the text."""
+    blocks = []
+    for n, passage in enumerate(passages, 1):
+        chunk = passage.chunk
+        text = chunk.text_for(language)
+        shown_language = chunk.parallel_language if text is chunk.parallel_text else chunk.language
+        blocks.append(f"[{n}] Speaker: {chunk.attribution} | Source: {chunk.title or chunk.source} | "
+                      f"Language: {LANGUAGE_NAMES.get(shown_language, shown_language)}\n{text}")
+    return "\n\n".join(blocks)
+
+
+def ends_first(passages: list[Passage]) -> list[Passage]:
+    """Best passages at the start and the end, weakest in the middle: [1, 3, 5, 4, 2]."""
+    return passages[::2] + passages[1::2][::-1]
+
+
+class LLMAnswerer:
+    """The configured chat model writes the answer from the numbered passages."""
+
+    def __init__(self, backend: ChatBackend, context_tokens: int):
+        self.backend = backend
+        self.name = backend.name
+        self.context_tokens = context_tokens
+
+    @property
+    def model(self) -> str:
+        return self.backend.model
+
+    def prompt(self, result: SearchResult, language: str) -> tuple[list[Passage], Messages]:
+        """The passages as numbered in the prompt, and the prompt's messages."""
+        sources = ends_first(self._within_budget(result.passages, language))
+        messages = load_prompt("answer").messages(
+            question=result.plan.question, language_name=LANGUAGE_NAMES.get(language, "English"),
+            passages=format_passages(sources, language), not_covered=NOT_COVERED)
+        return sources, messages
+
+    def draft(self, result: SearchResult, language: str) -> Draft:
+        sources, messages = self.prompt(result, language)
+        return Draft(sources, self.backend.stream(messages))
+
+    def _within_budget(self, passages: list[Passage], language: str) -> list[Passage]:
+        """As many of the best passages as fit `context_tokens` (always at least one)."""
+        kept, used = [], 0
+        for passage in passages:
+            cost = count_tokens(passage.chunk.text_for(language)) + 30  # + its header line
+            if kept and used + cost > self.context_tokens:
+                break
+            kept.append(passage)
+            used += cost
+        return kept

@@ -15,9 +15,12 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 
 from .factory import build_pipeline
 from .errors import UserError
+from .events import Completed, Retrieved, TextDelta
+from .models import Answer
 from .pipeline import Pipeline
 from .settings import Settings
 
@@ -37,14 +40,19 @@ class PluginGroup(click.Group):
 
 
 @cache
-def pipeline() -> Pipeline:
-    """One pipeline per process, built from the environment's settings."""
-    return build_pipeline(Settings())
+def pipeline(**overrides) -> Pipeline:
+    """One pipeline per process, built from the environment's settings and the command's options."""
+    try:
+        settings = Settings(**{key: value for key, value in overrides.items() if value is not None})
+    except ValidationError as exc:
+        problems = "; ".join(f"RAG_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise click.ClickException(f"Invalid setting: {problems}") from None
+    return build_pipeline(settings)
 
 
-def ready_pipeline() -> Pipeline:
+def ready_pipeline(**overrides) -> Pipeline:
     """The pipeline, with the configured corpus indexed on first use (progress on stderr)."""
-    pipe = pipeline()
+    pipe = pipeline(**overrides)
     report = pipe.ensure_ingested()
     if report:
         click.echo(report.summary(), err=True)
@@ -83,10 +91,10 @@ def _questions(question: str) -> Iterator[str]:
             yield line.strip()
 
 
-def _run(question: str, as_json: bool, handle, render) -> None:
+def _run(question: str, as_json: bool, handle, render, overrides: dict | None = None) -> None:
     """Answer each question; in JSON mode a bad line yields an error object and the rest go on."""
     try:
-        pipe = ready_pipeline()
+        pipe = ready_pipeline(**(overrides or {}))
     except UserError as exc:
         raise click.ClickException(str(exc)) from exc
     failed = False
@@ -98,6 +106,8 @@ def _run(question: str, as_json: bool, handle, render) -> None:
                 raise click.ClickException(str(exc)) from exc
             payload, failed = {"question": q, "error": str(exc)}, True
             click.echo(json.dumps(payload, ensure_ascii=False))
+            continue
+        if payload is None:  # already streamed to the terminal
             continue
         click.echo(json.dumps(payload, ensure_ascii=False) if as_json else render(payload))
     if failed:
@@ -127,10 +137,92 @@ def search(question: str, k: int | None, speaker: str | None, as_json: bool) -> 
     _run(question, as_json, handle, render_passages)
 
 
+llm_options = (
+    click.option("--llm", type=click.Choice(["extractive", "openai", "anthropic", "llamacpp"]), default=None,
+                 help="Who writes the answer (default: RAG_LLM, else extractive quotes)."),
+    click.option("--model", default=None, help="LLM model name (llamacpp: a GGUF path); default RAG_LLM_MODEL."),
+    click.option("--base-url", default=None, help="OpenAI-compatible server URL; default RAG_LLM_BASE_URL."),
+)
+
+
+def _with(options):
+    def decorate(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+    return decorate
+
+
+def _llm_overrides(llm: str | None, model: str | None, base_url: str | None) -> dict:
+    return {"llm": llm, "llm_model": model, "llm_base_url": base_url}
+
+
 @_question_command
-def ask(question: str, k: int | None, speaker: str | None, as_json: bool) -> None:
+@_with(llm_options)
+@click.option("--events", is_flag=True, help="Stream every event as one JSON object per line.")
+def ask(question: str, k: int | None, speaker: str | None, as_json: bool, llm: str | None, model: str | None,
+        base_url: str | None, events: bool) -> None:
     """Answer QUESTION with numbered citations ('-' reads one question per line from stdin)."""
-    _run(question, as_json, lambda pipe, q: pipe.ask(q, k, speaker).to_json(), render_answer)
+    stream = not as_json and not events and sys.stdout.isatty()
+
+    def handle(pipe: Pipeline, q: str) -> dict | None:
+        if events:
+            for event in pipe.ask_stream(q, k=k, speaker=speaker):
+                click.echo(json.dumps(event.to_json(), ensure_ascii=False))
+            return None
+        if stream:
+            stream_to_terminal(pipe.ask_stream(q, k=k, speaker=speaker))
+            return None
+        return pipe.ask(q, k=k, speaker=speaker).to_json()
+
+    _run(question, as_json or events, handle, render_answer, _llm_overrides(llm, model, base_url))
+
+
+@cli.command()
+@_with(llm_options)
+@click.option("-k", "k", type=click.IntRange(1, 50), default=None, help="How many passages (default 5).")
+def chat(llm: str | None, model: str | None, base_url: str | None, k: int | None) -> None:
+    """Chat in the terminal: follow-up questions keep the conversation's topic (Ctrl-D ends, /clear forgets)."""
+    try:
+        pipe = ready_pipeline(**_llm_overrides(llm, model, base_url))
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+    history: list[dict] = []
+    while True:
+        try:
+            question = input("you> ")
+        except (EOFError, KeyboardInterrupt):
+            click.echo()
+            return
+        if question.strip() == "/clear":
+            history.clear()
+            continue
+        if not question.strip():
+            continue
+        try:
+            answer = stream_to_terminal(pipe.ask_stream(question, history, k=k))
+        except UserError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            continue
+        history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
+
+
+def stream_to_terminal(events) -> Answer:
+    """Print the draft as it is written, then the checked sources; returns the final answer."""
+    answer = None
+    for event in events:
+        if isinstance(event, Retrieved) and event.query.rewritten_by:
+            click.echo(click.style(f"(searching: {event.query.question})", dim=True), err=True)
+        elif isinstance(event, TextDelta):
+            if event.replace:
+                click.echo()
+            click.echo(event.text, nl=False)
+        elif isinstance(event, Completed):
+            answer = event.answer
+    click.echo()
+    payload = answer.to_json()
+    click.echo(render_sources(payload))
+    return answer
 
 
 def _where(p: dict) -> str:
@@ -144,13 +236,26 @@ def render_passages(payload: dict) -> str:
     return "\n".join(lines) or "No passages."
 
 
-def render_answer(payload: dict) -> str:
-    lines = [payload["answer"]]
+def render_sources(payload: dict) -> str:
+    """The footer of an answer: fallback notice, sources (unsupported ones marked), flagged claims."""
+    lines = []
+    if payload.get("fallback"):
+        lines.append(f"(The LLM could not answer: {payload['fallback']}. Quoting the passages instead.)")
     if payload["citations"]:
         lines.append("")
     for c in payload["citations"]:
-        lines.append(f"[{c['n']}] {_where(c)}")
+        mark = "" if c.get("supported") is not False else "  [unsupported: this passage does not back the claim]"
+        lines.append(f"[{c['n']}] {_where(c)}{mark}")
+    for claim in payload.get("claims", []):
+        if claim["supported"] is False:
+            lines.append(f"! not supported by its citation: {claim['text']}")
+    if payload.get("invalid_citations"):
+        lines.append(f"! removed citations of passages that were not given: {', '.join(payload['invalid_citations'])}")
     return "\n".join(lines)
+
+
+def render_answer(payload: dict) -> str:
+    return payload["answer"] + "\n" + render_sources(payload)
 
 
 def main() -> None:

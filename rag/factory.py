@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from vectorstore.chroma import ChromaIndex
 
-from .answering import Answerer, ExtractiveAnswerer
+from .answering import Answerer, ExtractiveAnswerer, LLMAnswerer
 from .embeddings import E5Embedder, Embedder, SentenceTransformerEmbedder
 from .errors import ConfigError
+from .followups import Condenser
 from .index import CorpusIndex
+from .llm import ChatBackend, build_backend
 from .pipeline import Pipeline
 from .retrieval import HybridRetriever
 from .settings import Settings
@@ -30,8 +32,10 @@ def build_index(settings: Settings) -> CorpusIndex:
     return CorpusIndex(store, lexical_path)
 
 
-def build_answerer(settings: Settings) -> Answerer:
-    return ExtractiveAnswerer(min_confidence=settings.min_confidence)
+def build_answerer(backend: ChatBackend | None, settings: Settings) -> Answerer:
+    if backend is None:
+        return ExtractiveAnswerer()
+    return LLMAnswerer(backend, settings.llm_context_tokens)
 
 
 def build_reranker(settings: Settings):
@@ -44,10 +48,13 @@ def build_reranker(settings: Settings):
 
 def build_pipeline(settings: Settings | None = None) -> Pipeline:
     settings = settings or Settings()
+    backend = build_backend(settings)  # first: a misconfigured LLM fails before any slow loading
     embedder = build_embedder(settings)
     index = build_index(settings)
+    speakers = default_speakers()
     retriever = HybridRetriever(
-        index, embedder, default_speakers(), candidates=settings.candidates, reranker=build_reranker(settings),
+        index, embedder, speakers, candidates=settings.candidates, reranker=build_reranker(settings),
         venues=default_venues(),
     )
-    return Pipeline(settings, index, embedder, retriever, build_answerer(settings))
+    return Pipeline(settings, index, embedder, retriever, build_answerer(backend, settings),
+                    Condenser(speakers, backend))

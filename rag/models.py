@@ -141,13 +141,71 @@ class Passage:
 
 
 @dataclass
+class QueryPlan:
+    """How a question was understood: worth showing when a result surprises someone."""
+
+    question: str
+    language: str
+    speaker: str | None = None  # boosted or filtered person
+    speaker_filter: bool = False
+    source: str | None = None  # the one file whose venue the question names ("CS153 office hours")
+    search_text: str = ""  # the question without the venue's name, which says where, not what
+    terms: dict[str, float] = field(default_factory=dict)
+    chinese_terms: list[str] = field(default_factory=list)  # glossary translations of an English question
+    never_mentioned: list[str] = field(default_factory=list)  # names, or an off-topic question's words
+    missing_answer_type: str | None = None  # "date"/"year"/"money"/"age" asked for, absent from the best passages
+    rewritten_by: str | None = None  # "llm" or "rule" when a follow-up was rewritten to stand alone
+
+    def to_json(self) -> dict:
+        """The question as searched, for interfaces that show how an answer was made."""
+        return {
+            "searched": self.question,
+            "rewritten_by": self.rewritten_by,
+            "language": self.language,
+            "speaker": self.speaker,
+            "speaker_filter": self.speaker_filter,
+            "source": self.source,
+            "expansion_terms": list(self.chinese_terms),
+            "never_mentioned": list(self.never_mentioned),
+            "missing_answer_type": self.missing_answer_type,
+        }
+
+
+@dataclass
+class SearchResult:
+    """What retrieval hands the answer step: the passages, how the question was read, and how
+    likely the interviews answer it at all (`confidence`, in [0, 1])."""
+
+    plan: QueryPlan
+    passages: list[Passage]
+    confidence: float
+
+
+
+@dataclass
 class Citation:
+    """Passage `n` of the answer's sources; `supported`: whether it backs a claim that cites it
+    (None when nothing was checked, e.g. an abstention)."""
+
     n: int
     passage: Passage
+    supported: bool | None = None
 
     def to_json(self) -> dict:
         body = self.passage.to_json()
-        return {"n": self.n, **{k: v for k, v in body.items() if k != "score"}}
+        return {"n": self.n, **{k: v for k, v in body.items() if k != "score"}, "supported": self.supported}
+
+
+@dataclass
+class Claim:
+    """One sentence (or quoted line) of an answer, the citations it carries, and the verdict."""
+
+    text: str
+    cited: list[int]
+    supported: bool | None = None
+
+    def to_json(self) -> dict:
+        return {"text": self.text, "citations": self.cited, "supported": self.supported}
 
 
 @dataclass
@@ -160,6 +218,15 @@ class Answer:
     backend: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
     confidence: float | None = None  # the retrieval's: how likely the interviews answer at all
+    claims: list[Claim] = field(default_factory=list)
+    invalid_citations: list[str] = field(default_factory=list)  # markers removed: no such passage
+    fallback: str | None = None  # why the configured LLM's answer was replaced by the extractive one
+    query: QueryPlan | None = None  # the question as searched (a follow-up rewritten to stand alone)
+    model: str | None = None
+
+    @property
+    def unsupported(self) -> list[Claim]:
+        return [c for c in self.claims if c.supported is False]
 
     def to_json(self) -> dict:
         return {
@@ -168,8 +235,13 @@ class Answer:
             "abstained": self.abstained,
             "confidence": self.confidence,
             "citations": [c.to_json() for c in self.citations],
+            "claims": [c.to_json() for c in self.claims],
+            "invalid_citations": self.invalid_citations,
+            "fallback": self.fallback,
+            "query": self.query.to_json() if self.query else None,
             "passages": [p.to_json() for p in self.passages],
             "backend": self.backend,
+            "model": self.model,
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
         }
 

@@ -1,23 +1,41 @@
 """The app's front door: ingest, search, ask (whole or streamed). CLI, web, Slack and eval all
 go through this object, so they behave the same.
+
+What every answerer shares happens here, once: follow-ups rewritten to stand alone, abstention
+("the interviews don't cover that"), every citation checked, and the fall back to the
+extractive answer when an LLM fails or cites nothing. Interfaces render the events.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+import unicodedata
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
-from collections.abc import Iterator
+from functools import cached_property
 from pathlib import Path
 
-from .answering import Answerer, StreamItem, collect
+from .answering import NOT_COVERED, Answerer, ExtractiveAnswerer, abstention
+from .citations import StreamGuard
 from .embeddings import Embedder
 from .errors import UserError
+from .events import Completed, Event, Retrieved, TextDelta
+from .followups import ChatMessage, Condenser
 from .index import CorpusIndex
 from .ingest import IngestReport, ingest, reembed_outdated
-from .models import Answer
-from .retrieval import HybridRetriever, SearchResult
+from .llm import describe_failure
+from .models import Answer, SearchResult
+from .retrieval import HybridRetriever
 from .settings import Settings
+from .support import CorpusResources, SupportChecker, bundled_thresholds
+from .text import detect_language
+from .verification import verify
 from vectorstore.chroma import EmbedderMismatch
+
+log = logging.getLogger(__name__)
+
+MAX_QUESTION_CHARS = 2000
 
 
 class EmptyIndex(UserError):
@@ -33,6 +51,23 @@ def _store_errors() -> Iterator[None]:
         raise UserError(str(exc)) from exc
 
 
+def clean_question(question: str | None) -> str:
+    """Printable text, trimmed; empty or over-long questions are refused with a clear message."""
+    text = (question or "").encode("utf-8", "replace").decode("utf-8")  # lone surrogates → "?"
+    text = "".join(ch if ch in "\n\t" or unicodedata.category(ch)[0] != "C" else " " for ch in text)
+    text = " ".join(text.split())
+    if not text:
+        raise UserError("The question is empty.")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise UserError(f"The question is {len(text):,} characters long; please keep it under "
+                        f"{MAX_QUESTION_CHARS:,}.")
+    return text
+
+
+def _ms(since: float) -> float:
+    return (time.perf_counter() - since) * 1000
+
+
 class Pipeline:
     def __init__(
         self,
@@ -41,12 +76,17 @@ class Pipeline:
         embedder: Embedder,
         retriever: HybridRetriever,
         answerer: Answerer,
+        condenser: Condenser,
     ):
         self.settings = settings
         self.index = index
         self.embedder = embedder
         self.retriever = retriever
         self.answerer = answerer
+        self.condenser = condenser
+        self.extractive = answerer if isinstance(answerer, ExtractiveAnswerer) else ExtractiveAnswerer()
+
+    # ------------------------------------------------------------------ index
 
     def ingest(self, paths: list[Path] | None = None, rebuild: bool = False, show_progress: bool = True) -> IngestReport:
         with _store_errors():
@@ -68,19 +108,117 @@ class Pipeline:
         if not self.index.store.count():
             raise EmptyIndex("The index is empty. Run `rag ingest` first (it indexes the bundled interviews).")
 
+    # ------------------------------------------------------------------ questions
+
     def search(self, question: str, k: int | None = None, speaker: str | None = None) -> SearchResult:
         self._ready()
-        return self.retriever.search(question, k or self.settings.top_k, speaker)
+        return self.retriever.search(clean_question(question), k or self.settings.top_k, speaker)
 
-    def ask_stream(self, question: str, k: int | None = None, speaker: str | None = None) -> Iterator[StreamItem]:
+    def ask_stream(self, question: str, history: Sequence[ChatMessage] = (), k: int | None = None,
+                   speaker: str | None = None) -> Iterator[Event]:
+        """Retrieved, then TextDeltas, then Completed (see `rag.events`)."""
+        question = clean_question(question)
         started = time.perf_counter()
-        result = self.search(question, k, speaker)
-        retrieval_ms = (time.perf_counter() - started) * 1000
-        for item in self.answerer.answer_stream(result):
-            if isinstance(item, Answer):
-                item.timings_ms["retrieval"] = retrieval_ms
-                item.confidence = result.confidence
-            yield item
+        searched, rewritten_by = self.condenser.condense(question, history)
+        condensed = time.perf_counter()
+        result = self.search(searched, k, speaker)
+        result.plan.rewritten_by = rewritten_by
+        timings = {"condense": (condensed - started) * 1000, "retrieval": _ms(condensed)}
+        yield Retrieved(question, result, timings)
+        for event in self.answer_stream(result, question):
+            if isinstance(event, Completed):
+                event.answer.timings_ms.update(timings)
+            yield event
 
-    def ask(self, question: str, k: int | None = None, speaker: str | None = None) -> Answer:
-        return collect(self.ask_stream(question, k, speaker))
+    def ask(self, question: str, history: Sequence[ChatMessage] = (), k: int | None = None,
+            speaker: str | None = None) -> Answer:
+        return final_answer(self.ask_stream(question, history, k, speaker))
+
+    def answer(self, result: SearchResult, question: str | None = None) -> Answer:
+        """Answer from passages already retrieved (the eval feeds other retrievers' results here)."""
+        return final_answer(self.answer_stream(result, question))
+
+    def answer_stream(self, result: SearchResult, question: str | None = None) -> Iterator[TextDelta | Completed]:
+        question = question or result.plan.question
+        language = detect_language(question)
+        started = time.perf_counter()
+
+        def finish(answerer: Answerer, text: str, abstained: bool, fallback: str | None = None, **parts) -> Completed:
+            answer = Answer(question, text, abstained, parts.get("citations", []), result.passages,
+                            backend=answerer.name, confidence=result.confidence, claims=parts.get("claims", []),
+                            invalid_citations=parts.get("invalid", []), fallback=fallback, query=result.plan,
+                            model=answerer.model, timings_ms={"answer": _ms(started), **parts.get("timings", {})})
+            return Completed(answer)
+
+        if not result.passages or result.confidence < self.settings.min_confidence:
+            text = abstention(result.plan, language)
+            yield TextDelta(text)
+            yield finish(self.answerer, text, True)
+            return
+
+        fallback = None
+        timings: dict[str, float] = {}
+        try:
+            outcome = yield from self._write(self.answerer, result, language, started, timings)
+        except Exception as exc:  # an LLM failure must never cost the user their answer
+            if self.answerer is self.extractive:
+                raise
+            fallback = describe_failure(exc, self.answerer.backend, self.settings)
+            log.warning("%s answer failed, falling back to quotes: %s", self.answerer.name, fallback,
+                        exc_info=log.isEnabledFor(logging.DEBUG))
+            outcome = None
+        if outcome == NOT_COVERED:
+            text = abstention(result.plan, language)
+            yield TextDelta(text, replace=True)
+            yield finish(self.answerer, text, True)
+            return
+        if outcome is not None and not outcome.citations:
+            fallback = "the model's answer cited none of the passages"
+        if fallback is not None:
+            outcome = yield from self._write(self.extractive, result, language, started, timings, "fallback_")
+        yield finish(self.answerer if fallback is None else self.extractive, outcome.text, False, fallback,
+                     citations=outcome.citations, claims=outcome.claims, invalid=outcome.invalid, timings=timings)
+
+    def _write(self, answerer: Answerer, result: SearchResult, language: str, started: float,
+               timings: dict[str, float], prefix: str = "") -> Generator[TextDelta, None, object]:
+        """Stream one answerer's draft as safe deltas; return NOT_COVERED or the verified draft.
+
+        Timings (ms since the answer step began) go into `timings`, keys prefixed for a fallback;
+        the fallback's first delta replaces the failed draft."""
+        replace = bool(prefix)
+        draft = answerer.draft(result, language)
+        guard = StreamGuard(len(draft.sources), hold_prefix=NOT_COVERED if answerer is not self.extractive else "")
+        for delta in draft.deltas:
+            timings.setdefault(prefix + "first_token", _ms(started))
+            if shown := guard.feed(delta):
+                yield TextDelta(shown, replace=replace)
+                replace = False
+        generated = time.perf_counter()
+        timings[prefix + "generation"] = (generated - started) * 1000
+        if guard.raw.strip().upper().startswith(NOT_COVERED):
+            return NOT_COVERED
+        verified = verify(guard.raw, draft.sources, self.support)
+        if rest := guard.finish(verified.text):
+            yield TextDelta(rest, replace=replace)
+        timings[prefix + "verification"] = _ms(generated)
+        return verified
+
+    @cached_property
+    def support(self) -> SupportChecker:
+        """The citation check, built on first use from the index (its bridge, its sentences)."""
+        bridge = self.index.lexical.extras.get("bridge", {})
+        texts = [chunk.text for chunk in self.index.chunks.values()]
+        return SupportChecker(self.embedder, CorpusResources(bridge, texts), bundled_thresholds(),
+                              Path(self.settings.data_dir) / "support-cache")
+
+
+def final_answer(events: Iterator[Event]) -> Answer:
+    """The verified Answer at the end of a stream."""
+    final = None
+    for event in events:
+        if isinstance(event, Completed):
+            final = event.answer
+    if final is None:
+        raise RuntimeError("answer stream ended without an answer")
+    return final
+

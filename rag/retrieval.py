@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from .embeddings import Embedder
 from .errors import UserError
 from .index import CorpusIndex
 from .lexicon import glossary, stem, stopwords, tokenize
-from .models import NON_PERSON_SPEAKERS, Chunk, Passage
+from .models import NON_PERSON_SPEAKERS, Chunk, Passage, QueryPlan, SearchResult
 from .speakers import Aliases, SpeakerTable
 from .text import detect_language, has_cjk
 
@@ -67,29 +67,6 @@ class Tuning:
     subject_boost: float = 0.01  # … and of summaries about them
     mmr_lambda: float = 0.8
     mmr_pool: int = 30
-
-
-@dataclass
-class QueryPlan:
-    """How a question was understood: worth showing when a result surprises someone."""
-
-    question: str
-    language: str
-    speaker: str | None = None  # boosted or filtered person
-    speaker_filter: bool = False
-    source: str | None = None  # the one file whose venue the question names ("CS153 office hours")
-    search_text: str = ""  # the question without the venue's name, which says where, not what
-    terms: dict[str, float] = field(default_factory=dict)
-    chinese_terms: list[str] = field(default_factory=list)  # glossary translations of an English question
-    never_mentioned: list[str] = field(default_factory=list)  # names, or an off-topic question's words
-    missing_answer_type: str | None = None  # "date"/"year"/"money"/"age" asked for, absent from the best passages
-
-
-@dataclass
-class SearchResult:
-    plan: QueryPlan
-    passages: list[Passage]
-    confidence: float
 
 
 Reranker = Callable[[str, list[Passage]], list[Passage]]

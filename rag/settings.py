@@ -6,16 +6,30 @@ by environment alone (e.g. `RAG_CHROMA_HOST` moves the index to a Chroma server)
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-BUNDLED_CORPUS = PROJECT_ROOT / "data" / "interviews"
-PROMPTS_DIR = PROJECT_ROOT / "prompts"
+
+
+def _bundled_corpus() -> Path:
+    """The interviews shipped with the app: data/interviews in a checkout, else the copy that
+    `pip install .` put in the data-only package `interview_rag_data` (see pyproject.toml)."""
+    checkout = PROJECT_ROOT / "data" / "interviews"
+    if checkout.is_dir():
+        return checkout
+    spec = importlib.util.find_spec("interview_rag_data")
+    if spec is None or not spec.submodule_search_locations:
+        return checkout  # not installed either: `rag ingest` will say the folder is missing
+    return Path(list(spec.submodule_search_locations)[0]) / "interviews"
+
+
+BUNDLED_CORPUS = _bundled_corpus()
 
 
 def default_data_dir() -> Path:
@@ -59,10 +73,33 @@ class Settings(BaseSettings):
     )
 
     # Answering
-    answerer: Literal["extractive"] = "extractive"
     min_confidence: float = Field(
-        default=0.5, description="Below this retrieval confidence the answerer abstains."
+        default=0.5, description="Below this retrieval confidence the answer abstains."
     )
+    llm: Literal["extractive", "openai", "anthropic", "llamacpp"] = Field(
+        default="extractive", description="Who writes the answer: quotes (no model) or an LLM backend."
+    )
+    llm_model: str | None = Field(
+        default=None,
+        description="Model name (openai: the server's only model when unset; anthropic: required); "
+        "llamacpp: the path of a GGUF file.",
+    )
+    llm_base_url: str | None = Field(
+        default=None, description="OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1 (Ollama)."
+    )
+    llm_api_key: SecretStr | None = Field(
+        default=None, description="API key; else OPENAI_API_KEY / ANTHROPIC_API_KEY from the environment."
+    )
+    llm_timeout: float = Field(default=60.0, gt=0, description="Seconds an LLM request may take.")
+    llm_connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to reach the LLM server.")
+    llm_max_retries: int = Field(default=1, ge=0, le=5)
+    llm_max_tokens: int = Field(default=400, ge=16, le=8192, description="Longest answer, in tokens.")
+    llm_temperature: float = Field(default=0.1, ge=0, le=2)
+    llm_context_tokens: int = Field(
+        default=2500, ge=300, description="cl100k tokens of passages an LLM prompt may hold."
+    )
+    llm_threads: int | None = Field(default=None, ge=1, description="llamacpp CPU threads (default: all).")
+    llm_context_window: int = Field(default=4096, ge=512, description="llamacpp context size (n_ctx).")
 
     @property
     def chroma_path(self) -> Path:

@@ -161,7 +161,7 @@ def test_textbook_baseline_on_a_tiny_corpus(pipeline, tmp_path):
         assert len(p.chunk.text) <= CHUNK_SIZE
     assert result.confidence == baseline_confidence(result.passages[0].score)
     assert result.plan.terms and result.plan.language == "en"  # our retriever's plan
-    answer = pipeline.answerer.answer(result)
+    answer = pipeline.answer(result)
     assert answer.abstained or all(c.passage.chunk.source in {p.name for p in corpus.iterdir()}
                                    for c in answer.citations)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.models import NON_PERSON_SPEAKERS
+from rag.events import Retrieved
 from rag.retrieval import HybridRetriever, UnknownSpeaker
 from rag.speakers import Aliases, default_speakers
 
@@ -169,6 +170,10 @@ def test_an_abstention_says_what_the_interviews_lack(pipeline, question, says):
 
 def test_streamed_answer_equals_the_whole_answer(pipeline):
     question = "what did Askell say about sycophancy"
-    items = list(pipeline.ask_stream(question))
-    final = items[-1]
-    assert "".join(items[:-1]) == final.text == pipeline.ask(question).text
+    events = list(pipeline.ask_stream(question))
+    assert isinstance(events[0], Retrieved) and events[0].result.passages  # sources first
+    final = events[-1].answer
+    deltas = [e.text for e in events[1:-1]]
+    assert len(deltas) > 1 and "".join(deltas) == final.text == pipeline.ask(question).text
+    assert final.citations and all(c.supported for c in final.citations)  # quotes support themselves
+    assert final.claims and all(claim.supported for claim in final.claims)

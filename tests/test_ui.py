@@ -102,7 +102,7 @@ def test_unknown_speaker_is_a_message_and_the_next_question_works(pipeline):
 
 def test_unexpected_failure_is_a_message_not_a_crash():
     class Broken:
-        def ask_stream(self, question, k=None, speaker=None):
+        def ask_stream(self, question, history=(), k=None, speaker=None):
             raise RuntimeError("index exploded")
             yield  # a generator, like the real one
 

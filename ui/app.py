@@ -15,7 +15,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no network here; m
 
 import gradio as gr
 
-from rag.answering import load_phrases
+from rag.answering import fallback_notice
+from rag.events import Completed, TextDelta
+from rag.prompts import load_phrases
 from rag.errors import UserError
 from rag.models import Answer, Citation
 from rag.pipeline import Pipeline
@@ -94,6 +96,8 @@ def format_answer(answer: Answer) -> str:
     if note and text.endswith("\n" + note):  # a paragraph of its own, not part of the last quote
         text = text[: -len(note)] + "\n" + note
     text = escape_markdown(text, brackets=False)  # keep the [n] markers as typed
+    if answer.fallback:
+        text = f"_{escape_markdown(fallback_notice(answer.fallback, answer.query.language if answer.query else 'en'))}_\n\n{text}"
     if answer.abstained or not answer.citations:
         return text
     sources = "\n\n".join(format_citation(c) for c in answer.citations)
@@ -134,13 +138,16 @@ def respond(
     yield history, ""
 
     streamed = ""
+    earlier = [m for m in history[:-2] if m.get("content") not in (EMPTY_QUESTION, THINKING)]
     try:
-        for item in pipeline.ask_stream(question, speaker=speaker_filter(speaker)):
-            if isinstance(item, Answer):
-                reply["content"] = format_answer(item)
-            else:
-                streamed += item
+        for event in pipeline.ask_stream(question, earlier, speaker=speaker_filter(speaker)):
+            if isinstance(event, Completed):
+                reply["content"] = format_answer(event.answer)
+            elif isinstance(event, TextDelta):
+                streamed = event.text if event.replace else streamed + event.text
                 reply["content"] = escape_markdown(streamed, brackets=False)
+            else:
+                continue
             yield history, ""
     except UserError as exc:
         reply["content"] = f"⚠️ {escape_markdown(str(exc))}"
