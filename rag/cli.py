@@ -59,7 +59,9 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--rebuild", is_flag=True, help="Drop the index and build it again (e.g. after changing embedder).")
+@click.option("--rebuild", is_flag=True,
+              help="Build the index again from these paths only (e.g. after changing embedder); the old one "
+                   "serves until the new one is complete.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def ingest(paths: tuple[Path, ...], rebuild: bool, quiet: bool) -> None:
     """Index transcripts (.txt/.md files or folders); defaults to the bundled interviews."""
@@ -69,6 +71,8 @@ def ingest(paths: tuple[Path, ...], rebuild: bool, quiet: bool) -> None:
         raise click.ClickException(str(exc)) from exc
     for error in report.errors:
         click.echo(f"error: {error}", err=True)
+    for path in report.removed_files:
+        click.echo(f"removed: {path} (no longer in its folder)")
     click.echo(report.summary())
     if report.errors:
         sys.exit(1)

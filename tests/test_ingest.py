@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from rag import chunking
@@ -23,7 +21,7 @@ def test_reingesting_the_corpus_embeds_nothing_and_changes_nothing(pipeline):
     assert report.added == 0 and report.removed == 0
     assert report.unchanged == len(before)
     assert sorted(pipeline.index.chunks) == before
-    assert pipeline.index.store.count() == len(before)  # no duplicates
+    assert pipeline.index.version.count() == len(before)  # no duplicates
 
 
 @pytest.fixture
@@ -42,13 +40,13 @@ def small_pipeline(tmp_path: Path):
 
 def test_changed_file_replaces_only_its_changed_chunks(small_pipeline):
     pipe, corpus, _ = small_pipeline
-    before = pipe.index.store.count()
+    before = pipe.index.version.count()
     path = corpus / "a.md"
     path.write_text(path.read_text(encoding="utf-8").replace("honest instead", "honest, always"), encoding="utf-8")
     report = pipe.ingest(show_progress=False)
     assert report.added == report.removed >= 1
     assert report.unchanged >= before - report.removed
-    assert pipe.index.store.count() == before
+    assert pipe.index.version.count() == before
     texts = " ".join(c.text for c in pipe.index.chunks.values())
     assert "honest, always" in texts and "honest instead" not in texts
 
@@ -75,17 +73,16 @@ def test_querying_with_another_embedder_is_refused(small_pipeline, tmp_path):
         other.search("sycophancy")
     with pytest.raises(UserError):
         other.ingest(show_progress=False)
-    assert other.index.store.count() > 0  # refusing did not touch the index
+    assert other.index.version.count() > 0  # refusing did not touch the index
 
 
 def test_every_chunk_has_its_sentence_windows_and_a_changed_chunk_takes_its_windows_along(small_pipeline):
     pipe, corpus, _ = small_pipeline
-    store = pipe.index.store
-    assert window_owners(store) == set(pipe.index.chunks)
+    assert window_owners(pipe.index) == set(pipe.index.chunks)
     path = corpus / "a.md"
     path.write_text(path.read_text(encoding="utf-8").replace("honest instead", "honest, always"), encoding="utf-8")
     pipe.ingest(show_progress=False)
-    assert window_owners(store) == set(pipe.index.chunks)  # the replaced chunk's windows went with it
+    assert window_owners(pipe.index) == set(pipe.index.chunks)  # the replaced chunk's windows went with it
 
 
 def test_an_index_written_by_older_code_is_re_embedded_on_first_use(tmp_path, monkeypatch):
@@ -106,15 +103,5 @@ def test_an_index_written_by_older_code_is_re_embedded_on_first_use(tmp_path, mo
     assert report is not None and report.added == report.removed == len(old_ids)
     assert set(report.files) == {CORPUS_FILES[3].name, "notes.md"}
     assert not set(pipe.index.chunks) & old_ids and len(pipe.index.chunks) == len(old_ids)
-    assert window_owners(pipe.index.store) == set(pipe.index.chunks)
+    assert window_owners(pipe.index) == set(pipe.index.chunks)
     assert pipe.ensure_ingested(show_progress=False) is None  # and only once
-
-
-def test_windows_left_by_an_interrupted_ingest_are_pruned(small_pipeline):
-    pipe, _, _ = small_pipeline
-    store = pipe.index.store
-    # an ingest stopped after storing a chunk's windows, and the file changed before the next one
-    never_stored = replace(next(iter(pipe.index.chunks.values())), id="a-chunk-never-stored")
-    store.add_windows([never_stored], np.zeros((1, pipe.embedder.dim), np.float32), ["orphan"])
-    pipe.ingest(show_progress=False)
-    assert window_owners(store) == set(pipe.index.chunks)
