@@ -78,6 +78,18 @@ def ingest(paths: tuple[Path, ...], rebuild: bool, quiet: bool) -> None:
         sys.exit(1)
 
 
+@cli.command()
+def doctor() -> None:
+    """Check the install (models offline, index readable, embedder) and say what to fix; exit 1 if broken."""
+    from .doctor import run_checks
+
+    results = run_checks(Settings())
+    for name, finding in results:
+        click.echo(f"{'ok  ' if finding.ok else 'FAIL'}  {name}: {finding.message}")
+    if not all(finding.ok for _, finding in results):
+        sys.exit(1)
+
+
 def _questions(question: str) -> Iterator[str]:
     if question != "-":
         yield question

@@ -147,10 +147,17 @@ def test_readers_in_three_processes_keep_answering_during_an_ingest_and_pick_it_
         assert json.loads(stdout)["searches"] >= 1
 
 
-def test_a_corrupted_store_is_one_line_naming_it_and_exit_1(indexed):
+def test_a_corrupted_store_is_one_line_naming_it_and_exit_1_and_doctor_says_so(indexed):
     data_dir, env = indexed
+    healthy = rag(["doctor"], env)
+    assert healthy.returncode == 0 and "FAIL" not in healthy.stdout, healthy.stdout
+    assert "version interviews.v" in healthy.stdout
     store = data_dir / "index" / "chroma.sqlite3"
     store.write_bytes(b"this is not a database" * 100)
+    doctor = rag(["doctor"], env)
+    assert doctor.returncode == 1 and "Traceback" not in doctor.stderr
+    assert [line for line in doctor.stdout.splitlines() if line.startswith("FAIL")] == [
+        next(line for line in doctor.stdout.splitlines() if str(data_dir / "index") in line)]
     for args in (["ask", "sycophancy"], ["ingest", "--quiet"]):
         out = rag(args, env)
         assert out.returncode == 1

@@ -54,9 +54,17 @@ class ChromaStore:
 
     @classmethod
     def embedded(cls, path: Path, name: str) -> "ChromaStore":
+        failed: list[ChromaError] = []
+
         def connect() -> chromadb.ClientAPI:
+            if failed:  # Chroma keeps a half-built client for the path: a second try fails obscurely
+                raise failed[0]
             path.mkdir(parents=True, exist_ok=True)
-            return chromadb.PersistentClient(path=str(path), settings=ChromaSettings(anonymized_telemetry=False))
+            try:
+                return chromadb.PersistentClient(path=str(path), settings=ChromaSettings(anonymized_telemetry=False))
+            except ChromaError as exc:
+                failed.append(exc)
+                raise
 
         return cls(connect, name, str(path), server=False)
 
