@@ -1,5 +1,6 @@
 """Faults with real processes: SIGKILL mid-rebuild, two ingests at once, readers in other processes
-during an ingest, a corrupted store, a Chroma server that is down.
+(the Python API the web app and eval use, and a long-running `rag search -`) during an ingest,
+a corrupted store, a Chroma server that is down.
 
 A small hand-made corpus keeps each ingest to a few seconds of embedding.
 """
@@ -130,18 +131,32 @@ READER = textwrap.dedent("""
 """)
 
 
+def cli_search(reader: subprocess.Popen) -> set[str]:
+    """The sources a running `rag search - --json` returns for the new file's topic."""
+    reader.stdin.write("zebrafish migration\n")
+    reader.stdin.flush()
+    return {p["source"] for p in json.loads(reader.stdout.readline())["passages"]}
+
+
 def test_readers_in_three_processes_keep_answering_during_an_ingest_and_pick_it_up_without_restart(indexed, tmp_path):
     data_dir, env = indexed
-    readers = [subprocess.Popen([sys.executable, "-c", READER], env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    api_readers = [subprocess.Popen([sys.executable, "-c", READER], env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    cli_reader = subprocess.Popen([sys.executable, "-m", "rag", "search", "-", "-k", "3", "--json"], env=env,
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     extra = tmp_path / "extra"
     write_talks(extra, talks=2)
     (extra / "zebra.md").write_text("Carol: Zebrafish migration is what the new talk is about.\n\nDan: Zebrafish?\n",
                                     encoding="utf-8")
-    time.sleep(8)  # the readers are searching the first version
-    out = rag(["ingest", str(extra), "--quiet"], env)
-    assert out.returncode == 0, out.stderr
-    for reader in readers:
+    assert "zebra.md" not in cli_search(cli_reader)
+    ingesting = start_rag(["ingest", str(extra), "--quiet"], env)
+    deadline = time.monotonic() + 240
+    while "zebra.md" not in cli_search(cli_reader):
+        assert time.monotonic() < deadline, "the CLI reader never saw the new file"
+    assert ingesting.wait(timeout=240) == 0, ingesting.stderr.read()
+    cli_reader.stdin.close()
+    assert cli_reader.wait(timeout=30) == 0, cli_reader.stderr.read()
+    for reader in api_readers:
         stdout, stderr = reader.communicate(timeout=240)
         assert reader.returncode == 0, stderr
         assert json.loads(stdout)["searches"] >= 1
