@@ -158,15 +158,16 @@ def _read(paths: list[Path], chunk_tokens: int, limits: FileLimits,
         for file in iter_text_files([resolved]):
             try:
                 real = _resolve(file, limits)
-                seen.add(source_key(real))
-                chunks = chunk_turns(parse_file(_check_size(real, limits)), chunk_tokens, source_key(real))
+                key = source_key(real)
+                seen.add(key)
+                chunks = chunk_turns(parse_file(_check_size(real, limits)), chunk_tokens, key)
             except IngestError as exc:
                 report.errors.append(str(exc))
                 continue
             if not chunks:
                 report.errors.append(f"{file}: no text found; skipped.")
                 continue
-            planned[source_key(real)] = chunks
+            planned[key] = chunks
             report.files.append(str(file))
     return planned, seen, folders
 

@@ -49,10 +49,9 @@ class Pipeline:
         self.retriever = retriever
         self.answerer = answerer
 
-    def ingest(self, paths: list[Path] | None = None, rebuild: bool = False, show_progress: bool = True,
-               wait: bool = False) -> IngestReport:
-        """Index `paths` (default: the configured corpus); refuses while another ingest runs unless `wait`."""
-        with _store_errors(), ingest_lock(self.settings.data_dir, wait):
+    def ingest(self, paths: list[Path] | None = None, rebuild: bool = False, show_progress: bool = True) -> IngestReport:
+        """Index `paths` (default: the configured corpus); refused while another ingest runs."""
+        with _store_errors(), ingest_lock(self.settings.data_dir, wait=False):
             return self._ingest(paths or list(self.settings.corpus), rebuild, show_progress)
 
     def _ingest(self, paths: list[Path], rebuild: bool, show_progress: bool) -> IngestReport:

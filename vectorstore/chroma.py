@@ -25,7 +25,7 @@ import chromadb
 import httpx
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
-from chromadb.errors import ChromaError, NotFoundError
+from chromadb.errors import ChromaError, InternalError, NotFoundError
 
 from .store import StoreError
 
@@ -85,10 +85,11 @@ class ChromaStore:
         for attempt in range(len(delays) + 1):
             try:
                 return operation()
-            except StoreError:
-                raise
-            except (httpx.TransportError, ValueError, ChromaError) as exc:
+            except (httpx.TransportError, ValueError, InternalError, NotFoundError) as exc:
+                # Chroma's HttpClient says a server is down with a ValueError; any other is a bug
                 unreachable = isinstance(exc, httpx.TransportError) or "Could not connect" in str(exc)
+                if isinstance(exc, ValueError) and not unreachable:
+                    raise
                 if unreachable and attempt < len(delays):
                     time.sleep(delays[attempt])
                     continue
