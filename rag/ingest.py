@@ -52,8 +52,8 @@ class IngestReport:
     unchanged: int = 0
 
     def summary(self) -> str:
-        parts = [f"{len(self.files)} file(s) indexed: {self.added} chunk(s) embedded, "
-                 f"{self.unchanged} unchanged, {self.removed} removed"]
+        parts = [f"{len(self.files)} file(s) indexed: {self.added} chunk(s) embedded, {self.unchanged} unchanged, "
+                 f"{self.removed} removed"]
         if self.removed_files:
             parts.append(f"{len(self.removed_files)} file(s) gone from their folder, removed from the index")
         parts.append(f"{len(self.errors)} file(s) skipped.")

@@ -139,7 +139,7 @@ def cli_search(reader: subprocess.Popen) -> set[str]:
 
 
 def test_readers_in_three_processes_keep_answering_during_an_ingest_and_pick_it_up_without_restart(indexed, tmp_path):
-    data_dir, env = indexed
+    _, env = indexed
     api_readers = [subprocess.Popen([sys.executable, "-c", READER], env=env, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True) for _ in range(2)]
     cli_reader = subprocess.Popen([sys.executable, "-m", "rag", "search", "-", "-k", "3", "--json"], env=env,
