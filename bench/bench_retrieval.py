@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     report = pipeline.ensure_ingested(show_progress=False)
     index_s = time.perf_counter() - started if report else None
     chunks = len(pipeline.index.chunks)
-    windows = len(pipeline.index.store.window_vectors()[0])
+    windows = len(pipeline.index.version.window_vectors()[0])
     questions = load_questions(args.questions)
     log(f"{len(questions)} questions, {chunks} chunks in {settings.data_dir}")
 
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         (index.lexical, "scores", "BM25 scores"),
         (index.glossed if "glossed" in type(index).__dict__ else None, "scores", "BM25 over English glosses"),
         (retriever, "_diversify", "MMR (incl. Chroma vector fetch)"),
-        (index.store, "vectors", "  of which Chroma vector fetch"),
+        (index.version, "vectors", "  of which Chroma vector fetch"),
         (retriever, "reranker", "cross-encoder rerank"),
     ]
     for obj, attr, label in stages:

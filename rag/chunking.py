@@ -76,7 +76,7 @@ def question_context(previous: Turn | None, turn: Turn) -> str:
     return text[-CONTEXT_CHARS:] if len(text) > CONTEXT_CHARS else text
 
 
-def chunk_turns(turns: list[Turn], max_tokens: int) -> list[Chunk]:
+def chunk_turns(turns: list[Turn], max_tokens: int, source_path: str = "") -> list[Chunk]:
     chunks: list[Chunk] = []
     previous: Turn | None = None
     for turn in turns:
@@ -98,6 +98,7 @@ def chunk_turns(turns: list[Turn], max_tokens: int) -> list[Chunk]:
                 parallel_text=parallel,
                 parallel_language=turn.parallel_language,
                 context=context,
+                source_path=source_path,
             )
             chunks.append(Chunk(id=_chunk_id(fields), **fields))
         previous = turn

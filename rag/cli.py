@@ -67,7 +67,9 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--rebuild", is_flag=True, help="Drop the index and build it again (e.g. after changing embedder).")
+@click.option("--rebuild", is_flag=True,
+              help="Build the index again from these paths only (e.g. after changing embedder); the old one "
+                   "serves until the new one is complete.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def ingest(paths: tuple[Path, ...], rebuild: bool, quiet: bool) -> None:
     """Index transcripts (.txt/.md files or folders); defaults to the bundled interviews."""
@@ -77,8 +79,22 @@ def ingest(paths: tuple[Path, ...], rebuild: bool, quiet: bool) -> None:
         raise click.ClickException(str(exc)) from exc
     for error in report.errors:
         click.echo(f"error: {error}", err=True)
+    for path in report.removed_files:
+        click.echo(f"removed: {path} (no longer in its folder)")
     click.echo(report.summary())
     if report.errors:
+        sys.exit(1)
+
+
+@cli.command()
+def doctor() -> None:
+    """Check the install (models offline, index readable, embedder) and say what to fix; exit 1 if broken."""
+    from .doctor import run_checks
+
+    results = run_checks(Settings())
+    for name, finding in results:
+        click.echo(f"{'ok  ' if finding.ok else 'FAIL'}  {name}: {finding.message}")
+    if not all(finding.ok for _, finding in results):
         sys.exit(1)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vectorstore.chroma import ChromaIndex
+from vectorstore.chroma import ChromaStore
 
 from .answering import Answerer, ExtractiveAnswerer, LLMAnswerer
 from .embeddings import E5Embedder, Embedder, SentenceTransformerEmbedder
@@ -25,9 +25,10 @@ def build_embedder(settings: Settings) -> Embedder:
 
 
 def build_index(settings: Settings) -> CorpusIndex:
-    store = ChromaIndex.open(
-        settings.collection, path=settings.chroma_path, host=settings.chroma_host, port=settings.chroma_port
-    )
+    if settings.chroma_host:
+        store = ChromaStore.server(settings.chroma_host, settings.chroma_port, settings.collection)
+    else:
+        store = ChromaStore.embedded(settings.index_path, settings.collection)
     lexical_path = settings.data_dir / "lexical" / f"{settings.collection}.json"
     return CorpusIndex(store, lexical_path)
 

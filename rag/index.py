@@ -1,7 +1,8 @@
-"""The corpus index: the dense store, the lexical index derived from it, and chunk lookups.
+"""The corpus index: the store's current version, the lexical index derived from it, and chunk lookups.
 
-Chroma is the source of truth; the BM25 index and the dictionary bridge are derived from the
-chunks Chroma holds and rebuilt only when those chunks change.
+The vector store is the source of truth; the BM25 index and the dictionary bridge are derived
+from the chunks it holds and rebuilt only when those chunks change. `sync()` moves a
+long-running reader to the version an ingest (in any process) published last.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from vectorstore.chroma import ChromaIndex
 from vectorstore.lexical import BM25Index
+from vectorstore.store import Version, VersionedStore
 
 from .lexicon import dictionary_bridge, english_glosses, tokenize
-from .models import Chunk
+from .models import Chunk, chunk_from_metadata
 
 
 @cache
@@ -35,14 +36,41 @@ def searchable_text(chunk: Chunk) -> str:
     return "\n".join(p for p in parts if p)
 
 
+_NOT_SYNCED = object()
+
+
 class CorpusIndex:
-    def __init__(self, store: ChromaIndex, lexical_path: Path):
+    def __init__(self, store: VersionedStore, lexical_path: Path):
         self.store = store
         self.lexical_path = lexical_path
+        self._version: Version | None = None
+        self._loaded: object = _NOT_SYNCED  # the name of the version loaded, None for no version yet
+
+    def sync(self) -> None:
+        """Load the store's current version if it is not the one loaded (one small read per call)."""
+        name = self.store.current_name()
+        if name != self._loaded:
+            self._version = self.store.open(name) if name else None
+            self._loaded = name
+            self.refresh()
+
+    def load(self) -> None:
+        """Read the loaded version's chunks and vectors now, so a store failure shows here, not mid-search."""
+        if self.version is not None:
+            self._windows  # noqa: B018 - reads the chunk vectors too
+
+    @property
+    def version(self) -> Version | None:
+        """The loaded version (None while the store has none), synced on first use."""
+        if self._loaded is _NOT_SYNCED:
+            self.sync()
+        return self._version
 
     @cached_property
     def chunks(self) -> dict[str, Chunk]:
-        return {c.id: c for c in self.store.all_chunks()}
+        if self.version is None:
+            return {}
+        return {i: chunk_from_metadata(i, m) for i, m in zip(*self.version.records())}
 
     @cached_property
     def sources(self) -> frozenset[str]:
@@ -83,7 +111,7 @@ class CorpusIndex:
     @cached_property
     def _matrix(self) -> tuple[list[str], dict[str, int], np.ndarray]:
         ids = sorted(self.chunks)
-        vectors = self.store.vectors(ids)
+        vectors = self.version.vectors(ids) if ids else {}
         matrix = np.stack([vectors[i] for i in ids]) if ids else np.zeros((0, 1), np.float32)
         return ids, {chunk_id: r for r, chunk_id in enumerate(ids)}, matrix
 
@@ -96,7 +124,7 @@ class CorpusIndex:
     def _windows(self) -> tuple[np.ndarray, np.ndarray]:
         """Window vectors and, for each, the row of its chunk in `_matrix`."""
         _, row, _ = self._matrix
-        owners, matrix = self.store.window_vectors()
+        owners, matrix = self.version.window_vectors()
         keep = [i for i, owner in enumerate(owners) if owner in row]
         return np.array([row[owners[i]] for i in keep], dtype=np.int64), matrix[keep]
 
@@ -131,7 +159,7 @@ class CorpusIndex:
         return re.search(pattern, self._plain_text) is not None
 
     def refresh(self) -> None:
-        """Forget cached views after the store changed; the lexical index rebuilds on next use."""
+        """Forget cached views after the loaded version changed; the lexical index rebuilds on next use."""
         for name in ("chunks", "sources", "lexical", "glossed", "monolingual_vocabulary", "by_turn", "_matrix", "_windows",
                      "_plain_text"):
             self.__dict__.pop(name, None)
@@ -140,13 +168,13 @@ class CorpusIndex:
     def by_turn(self) -> dict[tuple[str, int], list[Chunk]]:
         by_turn: dict[tuple[str, int], list[Chunk]] = {}
         for c in self.chunks.values():
-            by_turn.setdefault((c.source, c.turn_index), []).append(c)
+            by_turn.setdefault((c.source_path, c.turn_index), []).append(c)
         for group in by_turn.values():
             group.sort(key=lambda c: c.char_start)
         return by_turn
 
     def neighbours(self, chunk: Chunk) -> tuple[list[Chunk], list[Chunk]]:
         """The turn before and the turn after `chunk`'s turn (context for an answerer)."""
-        before = self.by_turn.get((chunk.source, chunk.turn_index - 1), [])
-        after = self.by_turn.get((chunk.source, chunk.turn_index + 1), [])
+        before = self.by_turn.get((chunk.source_path, chunk.turn_index - 1), [])
+        after = self.by_turn.get((chunk.source_path, chunk.turn_index + 1), [])
         return before, after

@@ -1,41 +1,105 @@
-"""Files → index, idempotently.
+"""Files → index, idempotently and atomically.
 
 Chunk ids are content addresses, so ingest only embeds chunks the index does not hold yet and
-deletes the chunks a changed file no longer produces. Re-ingesting unchanged files embeds
-nothing. A bad file is reported and skipped; the others, and the existing index, are kept.
-A chunk's sentence windows are stored before the chunk itself, so an interrupted ingest leaves
-no chunk without windows (the next ingest embeds the chunk again). Chunk ids include the
-index recipe (`chunking.INDEX_RECIPE`): chunks stored by older code have other ids, and
-`reembed_outdated` renews them.
+drops the chunks a changed file no longer produces. Re-ingesting unchanged files writes nothing.
+A change is written to a new version of the store (the current one's kept chunks copied, the new
+ones embedded) and published in one step when complete: a reader, or a killed ingest, never
+leaves anyone with half an index, and the next ingest drops what a killed one left.
+One ingest at a time per data directory (`ingest_lock`).
+A file is known by `source_key` (its real path), so same-named files in two folders are two
+sources; a file gone from an ingested folder is removed. A bad file is reported and skipped;
+the others, and what is already indexed, are kept. Chunk ids include the index recipe
+(`chunking.INDEX_RECIPE`): chunks stored by older code have other ids, and `reembed_outdated`
+renews them.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tqdm import tqdm
 
+from vectorstore.store import Version, check_embedder
+
 from .chunking import chunk_turns, current_id, sentence_windows
 from .embeddings import Embedder
+from .errors import UserError
 from .index import CorpusIndex, searchable_text
-from .models import Chunk
+from .models import Chunk, chunk_metadata
 from .parsing import IngestError, iter_text_files, parse_file
+from .settings import BUNDLED_CORPUS
+
+_BUNDLED = "bundled:"
+
+
+class IngestBusy(UserError):
+    pass
 
 
 @dataclass
 class IngestReport:
     files: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    removed_files: list[str] = field(default_factory=list)  # gone from an ingested folder
     added: int = 0
     removed: int = 0
     unchanged: int = 0
 
     def summary(self) -> str:
-        return (
-            f"{len(self.files)} file(s) indexed: {self.added} chunk(s) embedded, "
-            f"{self.unchanged} unchanged, {self.removed} removed; {len(self.errors)} file(s) skipped."
-        )
+        parts = [f"{len(self.files)} file(s) indexed: {self.added} chunk(s) embedded, {self.unchanged} unchanged, "
+                 f"{self.removed} removed"]
+        if self.removed_files:
+            parts.append(f"{len(self.removed_files)} file(s) gone from their folder, removed from the index")
+        parts.append(f"{len(self.errors)} file(s) skipped.")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class FileLimits:
+    max_bytes: int
+    roots: tuple[Path, ...] = ()  # resolved folders a file must be in; empty allows any
+
+
+def source_key(path: Path) -> str:
+    """A resolved file's identity in the index: its path, or `bundled:<name>` for the bundled
+    interviews, so every checkout of the project shares their chunks."""
+    if path.is_relative_to(BUNDLED_CORPUS):
+        return _BUNDLED + path.relative_to(BUNDLED_CORPUS).as_posix()
+    return str(path)
+
+
+def source_file(key: str) -> Path:
+    return BUNDLED_CORPUS / key.removeprefix(_BUNDLED) if key.startswith(_BUNDLED) else Path(key)
+
+
+@contextmanager
+def ingest_lock(data_dir: Path, wait: bool) -> Iterator[None]:
+    """Hold the data directory's ingest lock; `wait=False` refuses at once when another holds it.
+
+    An flock: the kernel releases it when its holder dies, SIGKILL included, so it never sticks.
+    """
+    path = data_dir / "ingest.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+", encoding="utf-8") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise IngestBusy(f"Another ingest is running ({holder}); run this one again when it has finished.") from None
+        lock.truncate(0)
+        lock.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        lock.flush()
+        try:
+            yield
+        finally:
+            lock.truncate(0)
 
 
 def ingest(
@@ -43,72 +107,126 @@ def ingest(
     index: CorpusIndex,
     embedder: Embedder,
     chunk_tokens: int,
+    limits: FileLimits,
     show_progress: bool = True,
+    rebuild: bool = False,
 ) -> IngestReport:
-    index.store.claim(embedder.name)
+    """Index `paths`; with `rebuild`, the new version holds only them, embedded afresh."""
+    index.sync()
+    if index.version is not None and not rebuild:
+        check_embedder(index.version, embedder.name)
     report = IngestReport()
-    planned: dict[str, list[Chunk]] = {}
-    for path in paths:
-        if not path.exists():
-            report.errors.append(f"{path}: no such file or folder; skipped.")
-    for path in iter_text_files([p for p in paths if p.exists()]):
-        try:
-            chunks = chunk_turns(parse_file(path), chunk_tokens)
-        except IngestError as exc:
-            report.errors.append(str(exc))
-            continue
-        if path.name in planned:
-            report.errors.append(f"{path}: another file named {path.name!r} is in this ingest; skipped.")
-            continue
-        if not chunks:
-            report.errors.append(f"{path}: no text found; skipped.")
-            continue
-        planned[path.name] = chunks
-        report.files.append(str(path))
+    planned, seen, folders = _read(paths, chunk_tokens, limits, report)
 
+    held: dict[str, set[str]] = {}
+    for chunk in ({} if rebuild else index.chunks).values():
+        held.setdefault(chunk.source_path, set()).add(chunk.id)
     new: list[Chunk] = []
-    stale: list[str] = []
-    for source, chunks in planned.items():
-        held = index.store.ids_for_source(source)
-        wanted = {c.id for c in chunks}
-        new.extend(c for c in chunks if c.id not in held)
-        stale.extend(held - wanted)
-        report.unchanged += len(held & wanted)
-
-    _embed_and_store(index, embedder, new, show_progress)
-    if stale:
-        index.store.delete(stale)
-    for source in planned:
-        index.store.prune_windows(source)
+    stale: set[str] = set()
+    for key, chunks in planned.items():
+        have, wanted = held.get(key, set()), {c.id for c in chunks}
+        new.extend(c for c in chunks if c.id not in have)
+        stale |= have - wanted
+        report.unchanged += len(have & wanted)
+    for key in sorted(held):
+        if key not in seen and any(source_file(key).is_relative_to(folder) for folder in folders):
+            stale |= held[key]
+            report.removed_files.append(str(source_file(key)))
     report.added, report.removed = len(new), len(stale)
-    index.refresh()
+    if rebuild and not planned:
+        report.errors.append("Nothing readable to rebuild from; the index was left as it was.")
+    elif rebuild or new or stale:
+        _publish(index, embedder, new, stale, show_progress, base=None if rebuild else index.version)
+    index.store.collect_garbage()  # what a killed ingest left
     return report
 
 
+def _read(paths: list[Path], chunk_tokens: int, limits: FileLimits,
+          report: IngestReport) -> tuple[dict[str, list[Chunk]], set[str], list[Path]]:
+    """Chunks of each readable file by source key, the keys of every file met, and the folders walked."""
+    planned: dict[str, list[Chunk]] = {}
+    seen: set[str] = set()
+    folders: list[Path] = []
+    for path in paths:
+        try:
+            resolved = _resolve(path, limits)
+        except IngestError as exc:
+            report.errors.append(str(exc))
+            continue
+        if resolved.is_dir():
+            folders.append(resolved)
+        for file in iter_text_files([resolved]):
+            try:
+                real = _resolve(file, limits)
+                key = source_key(real)
+                seen.add(key)
+                chunks = chunk_turns(parse_file(_check_size(real, limits)), chunk_tokens, key)
+            except IngestError as exc:
+                report.errors.append(str(exc))
+                continue
+            if not chunks:
+                report.errors.append(f"{file}: no text found; skipped.")
+                continue
+            planned[key] = chunks
+            report.files.append(str(file))
+    return planned, seen, folders
+
+
+def _resolve(path: Path, limits: FileLimits) -> Path:
+    """The real path, refused when it is missing, a symlink loop or outside the allowed roots."""
+    try:
+        real = path.resolve(strict=True)
+    except FileNotFoundError:
+        raise IngestError(f"{path}: no such file or folder (or a broken link); skipped.") from None
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+        raise IngestError(f"{path}: cannot be resolved ({exc}); skipped.") from None
+    if limits.roots and not any(real.is_relative_to(root) for root in limits.roots):
+        raise IngestError(f"{path}: outside the folders ingest may read (RAG_INGEST_ROOTS); skipped.")
+    return real
+
+
+def _check_size(path: Path, limits: FileLimits) -> Path:
+    size = path.stat().st_size
+    if size > limits.max_bytes:
+        raise IngestError(f"{path}: {size / 1e6:.0f} MB is over the {limits.max_bytes / 1e6:g} MB limit "
+                          "(RAG_MAX_FILE_MB); skipped.")
+    return path
+
+
+def outdated(index: CorpusIndex) -> list[Chunk]:
+    """Chunks that older code stored (another `INDEX_RECIPE`, so another id)."""
+    return [c for c in index.chunks.values() if c.id != current_id(c)]
+
+
 def reembed_outdated(index: CorpusIndex, embedder: Embedder, show_progress: bool = True) -> IngestReport | None:
-    """Re-embed the chunks that older code stored (another `INDEX_RECIPE`, so another id).
+    """Re-embed the `outdated` chunks; None when every chunk is current.
 
     They are rebuilt from their own stored fields, so files ingested from anywhere are
-    renewed without their paths; returns None when every chunk is current.
+    renewed without their paths.
     """
-    outdated = [c for c in index.chunks.values() if c.id != current_id(c)]
-    if not outdated:
+    index.sync()
+    old = outdated(index)
+    if not old:
         return None
-    index.store.check_embedder(embedder.name)
-    renewed = [replace(c, id=current_id(c)) for c in outdated]
-    _embed_and_store(index, embedder, renewed, show_progress)
-    index.store.delete([c.id for c in outdated])
-    index.refresh()
-    return IngestReport(files=sorted({c.source for c in outdated}), added=len(renewed), removed=len(outdated))
+    check_embedder(index.version, embedder.name)
+    renewed = [replace(c, id=current_id(c)) for c in old]
+    _publish(index, embedder, renewed, {c.id for c in old}, show_progress, base=index.version)
+    index.store.collect_garbage()
+    return IngestReport(files=sorted({c.source for c in old}), added=len(renewed), removed=len(old))
 
 
-def _embed_and_store(index: CorpusIndex, embedder: Embedder, new: list[Chunk], show_progress: bool) -> None:
-    """Embed new chunks and their sentence windows; store the windows first."""
-    if not new:
-        return
-    windows = [(c, w) for c in new for w in sentence_windows(c)]
-    with tqdm(total=len(new) + len(windows), desc="Embedding", unit="passage", disable=not show_progress) as bar:
-        window_vectors = embedder.encode_documents([w for _, w in windows], progress=bar.update)
-        vectors = embedder.encode_documents([searchable_text(c) for c in new], progress=bar.update)
-    index.store.add_windows([owner for owner, _ in windows], window_vectors, [w for _, w in windows])
-    index.store.add(new, vectors, [c.text for c in new])
+def _publish(index: CorpusIndex, embedder: Embedder, new: list[Chunk], stale: set[str], show_progress: bool,
+             base: Version | None) -> None:
+    """Write a new version: `base` without the `stale` chunks, plus the `new` ones embedded; then switch to it."""
+    draft = index.store.draft(embedder.name)
+    if base is not None:
+        draft.copy_from(base, skip=stale)
+    if new:
+        windows = [(c, w) for c in new for w in sentence_windows(c)]
+        with tqdm(total=len(new) + len(windows), desc="Embedding", unit="passage", disable=not show_progress) as bar:
+            window_vectors = embedder.encode_documents([w for _, w in windows], progress=bar.update)
+            vectors = embedder.encode_documents([searchable_text(c) for c in new], progress=bar.update)
+        draft.add_windows([owner.id for owner, _ in windows], window_vectors, [w for _, w in windows])
+        draft.add([c.id for c in new], vectors, [c.text for c in new], [chunk_metadata(c) for c in new])
+    index.store.publish(draft)
+    index.sync()

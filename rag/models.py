@@ -95,6 +95,8 @@ class Chunk:
     parallel_text: str | None = None
     parallel_language: str | None = None
     context: str = ""  # the question this turn answers, embedded with it but never shown as its text
+    # what identifies the file in the index (`ingest.source_key`); `source` is only its name, for display
+    source_path: str = ""
 
     @property
     def attribution(self) -> str:

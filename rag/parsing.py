@@ -61,8 +61,11 @@ class _Line:
 
 
 def read_text(path: Path) -> str:
-    """The file's text, or an IngestError naming it when it is not UTF-8 text."""
-    data = path.read_bytes()
+    """The file's text, or an IngestError naming it when it cannot be read or is not UTF-8 text."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise IngestError(f"{path}: cannot be read ({exc.strerror or exc}); skipped.") from None
     if b"\x00" in data:
         raise IngestError(f"{path}: not a text file (it contains NUL bytes); skipped.")
     try:
@@ -355,11 +358,15 @@ def _parse_subtitles(lines: list[_Line], source: str, title: str, speakers: Spea
 
 
 def iter_text_files(paths: list[Path]) -> list[Path]:
-    """Expand folders to the text files inside them (sorted, so ingest order is stable)."""
+    """Expand folders to the files inside them (sorted, so ingest order is stable).
+
+    Broken and looping symlinks are listed too, so ingest can say why it skips them.
+    """
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")))
+            files.extend(sorted(p for p in path.rglob("*")
+                                if (p.is_file() or p.is_symlink() and not p.is_dir()) and not p.name.startswith(".")))
         else:
             files.append(path)
     return files

@@ -23,7 +23,7 @@ from .errors import UserError
 from .events import Completed, Event, Retrieved, TextDelta
 from .followups import ChatMessage, Condenser
 from .index import CorpusIndex
-from .ingest import IngestReport, ingest, reembed_outdated
+from .ingest import FileLimits, IngestReport, ingest, ingest_lock, outdated, reembed_outdated
 from .llm import describe_failure
 from .models import Answer, SearchResult
 from .retrieval import HybridRetriever
@@ -31,7 +31,7 @@ from .settings import Settings
 from .support import CorpusResources, SupportChecker, bundled_thresholds
 from .text import detect_language
 from .verification import verify
-from vectorstore.chroma import EmbedderMismatch
+from vectorstore.store import StoreError, check_embedder
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,11 @@ class EmptyIndex(UserError):
 
 @contextmanager
 def _store_errors() -> Iterator[None]:
-    """The store's own errors that a user acts on (its message says how) become `UserError`s."""
+    """The store's errors (unreachable, unreadable, another embedder) become `UserError`s: their
+    message names the store and says what to do."""
     try:
         yield
-    except EmbedderMismatch as exc:
+    except StoreError as exc:
         raise UserError(str(exc)) from exc
 
 
@@ -89,23 +90,41 @@ class Pipeline:
     # ------------------------------------------------------------------ index
 
     def ingest(self, paths: list[Path] | None = None, rebuild: bool = False, show_progress: bool = True) -> IngestReport:
-        with _store_errors():
-            if rebuild:
-                self.index.store.reset()
-                self.index.refresh()
-            return ingest(paths or list(self.settings.corpus), self.index, self.embedder,
-                          self.settings.chunk_tokens, show_progress)
+        """Index `paths` (default: the configured corpus); refused while another ingest runs."""
+        with _store_errors(), ingest_lock(self.settings.data_dir, wait=False):
+            return self._ingest(paths or list(self.settings.corpus), rebuild, show_progress)
+
+    def _ingest(self, paths: list[Path], rebuild: bool, show_progress: bool) -> IngestReport:
+        limits = FileLimits(
+            max_bytes=int(self.settings.max_file_mb * 1e6),
+            roots=tuple(p.resolve() for p in self.settings.ingest_roots + self.settings.corpus)
+            if self.settings.ingest_roots else (),
+        )
+        return ingest(paths, self.index, self.embedder, self.settings.chunk_tokens, limits, show_progress, rebuild)
 
     def ensure_ingested(self, show_progress: bool = True) -> IngestReport | None:
-        """Build the index from the configured corpus on first use; renew what older code stored."""
-        if self.index.store.count():
-            return reembed_outdated(self.index, self.embedder, show_progress)
-        return self.ingest(show_progress=show_progress)
+        """Build the index from the configured corpus on first use; renew what older code stored.
+
+        Waits for an ingest running elsewhere, then builds only if that one did not.
+        """
+        with _store_errors():
+            self.index.sync()
+            if self.index.chunks and not outdated(self.index):
+                return None
+            with ingest_lock(self.settings.data_dir, wait=True):
+                self.index.sync()
+                if self.index.chunks:
+                    return reembed_outdated(self.index, self.embedder, show_progress)
+                return self._ingest(list(self.settings.corpus), False, show_progress)
 
     def _ready(self) -> None:
+        """Per request: move to the version an ingest published meanwhile; refuse an unusable index."""
         with _store_errors():
-            self.index.store.check_embedder(self.embedder.name)
-        if not self.index.store.count():
+            self.index.sync()
+            if self.index.version is not None:
+                check_embedder(self.index.version, self.embedder.name)
+            self.index.load()
+        if not self.index.chunks:
             raise EmptyIndex("The index is empty. Run `rag ingest` first (it indexes the bundled interviews).")
 
     # ------------------------------------------------------------------ questions

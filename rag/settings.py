@@ -46,6 +46,11 @@ class Settings(BaseSettings):
         default_factory=lambda: [BUNDLED_CORPUS],
         description="Files or folders `rag ingest` reads when given no paths.",
     )
+    ingest_roots: list[Path] = Field(
+        default_factory=list,
+        description="Folders ingest may read from (besides `corpus`); empty allows any path.",
+    )
+    max_file_mb: float = Field(default=20, gt=0, description="Larger files are skipped by ingest, with a message.")
 
     # Embeddings
     embedder: Literal["e5", "sentence-transformers"] = "e5"
@@ -102,5 +107,11 @@ class Settings(BaseSettings):
     llm_context_window: int = Field(default=4096, ge=512, description="llamacpp context size (n_ctx).")
 
     @property
-    def chroma_path(self) -> Path:
+    def index_path(self) -> Path:
+        """The embedded Chroma store (all index versions and the pointer to the current one)."""
+        return self.data_dir / "index"
+
+    @property
+    def legacy_chroma_path(self) -> Path:
+        """Where code before versioned ingest kept an unversioned store (`rag doctor` points it out)."""
         return self.data_dir / "chroma"

@@ -24,9 +24,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def window_owners(store) -> set[str]:
-    """The chunks that have sentence windows in a ChromaIndex."""
-    return set(store.window_vectors()[0])
+def window_owners(index) -> set[str]:
+    """The chunks that have sentence windows in the index's current version."""
+    return set(index.version.window_vectors()[0])
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +46,7 @@ def settings(data_dir: Path) -> Settings:
 def pipeline(settings: Settings) -> Pipeline:
     pipe = build_pipeline(settings)
     report = pipe.ingest(show_progress=False)
-    assert not report.errors and pipe.index.store.count() > 500
+    assert not report.errors and len(pipe.index.chunks) > 500
     return pipe
 
 

@@ -49,8 +49,8 @@ def test_ingest_and_search_through_a_chroma_server(chroma_server, tmp_path):
     pipe = build_pipeline(settings)
     report = pipe.ingest(show_progress=False)
     assert report.added > 10 and not report.errors
-    assert not settings.chroma_path.exists()  # nothing embedded on local disk: the server holds it
-    assert window_owners(pipe.index.store) == set(pipe.index.chunks)
+    assert not settings.index_path.exists()  # nothing embedded on local disk: the server holds it
+    assert window_owners(pipe.index) == set(pipe.index.chunks)
 
     # another client (another machine, in a deployment) sees the same index and reuses it
     other = build_pipeline(settings.model_copy(update={"data_dir": tmp_path / "other"}))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from rag import chunking
@@ -15,6 +15,7 @@ from rag.factory import build_pipeline
 from rag.settings import Settings
 
 from tests.conftest import CORPUS_FILES, window_owners
+from tests.test_faults import rag
 
 
 def test_reingesting_the_corpus_embeds_nothing_and_changes_nothing(pipeline):
@@ -23,7 +24,7 @@ def test_reingesting_the_corpus_embeds_nothing_and_changes_nothing(pipeline):
     assert report.added == 0 and report.removed == 0
     assert report.unchanged == len(before)
     assert sorted(pipeline.index.chunks) == before
-    assert pipeline.index.store.count() == len(before)  # no duplicates
+    assert pipeline.index.version.count() == len(before)  # no duplicates
 
 
 @pytest.fixture
@@ -42,13 +43,13 @@ def small_pipeline(tmp_path: Path):
 
 def test_changed_file_replaces_only_its_changed_chunks(small_pipeline):
     pipe, corpus, _ = small_pipeline
-    before = pipe.index.store.count()
+    before = pipe.index.version.count()
     path = corpus / "a.md"
     path.write_text(path.read_text(encoding="utf-8").replace("honest instead", "honest, always"), encoding="utf-8")
     report = pipe.ingest(show_progress=False)
     assert report.added == report.removed >= 1
     assert report.unchanged >= before - report.removed
-    assert pipe.index.store.count() == before
+    assert pipe.index.version.count() == before
     texts = " ".join(c.text for c in pipe.index.chunks.values())
     assert "honest, always" in texts and "honest instead" not in texts
 
@@ -75,17 +76,16 @@ def test_querying_with_another_embedder_is_refused(small_pipeline, tmp_path):
         other.search("sycophancy")
     with pytest.raises(UserError):
         other.ingest(show_progress=False)
-    assert other.index.store.count() > 0  # refusing did not touch the index
+    assert other.index.version.count() > 0  # refusing did not touch the index
 
 
 def test_every_chunk_has_its_sentence_windows_and_a_changed_chunk_takes_its_windows_along(small_pipeline):
     pipe, corpus, _ = small_pipeline
-    store = pipe.index.store
-    assert window_owners(store) == set(pipe.index.chunks)
+    assert window_owners(pipe.index) == set(pipe.index.chunks)
     path = corpus / "a.md"
     path.write_text(path.read_text(encoding="utf-8").replace("honest instead", "honest, always"), encoding="utf-8")
     pipe.ingest(show_progress=False)
-    assert window_owners(store) == set(pipe.index.chunks)  # the replaced chunk's windows went with it
+    assert window_owners(pipe.index) == set(pipe.index.chunks)  # the replaced chunk's windows went with it
 
 
 def test_an_index_written_by_older_code_is_re_embedded_on_first_use(tmp_path, monkeypatch):
@@ -106,15 +106,86 @@ def test_an_index_written_by_older_code_is_re_embedded_on_first_use(tmp_path, mo
     assert report is not None and report.added == report.removed == len(old_ids)
     assert set(report.files) == {CORPUS_FILES[3].name, "notes.md"}
     assert not set(pipe.index.chunks) & old_ids and len(pipe.index.chunks) == len(old_ids)
-    assert window_owners(pipe.index.store) == set(pipe.index.chunks)
+    assert window_owners(pipe.index) == set(pipe.index.chunks)
     assert pipe.ensure_ingested(show_progress=False) is None  # and only once
 
 
-def test_windows_left_by_an_interrupted_ingest_are_pruned(small_pipeline):
-    pipe, _, _ = small_pipeline
-    store = pipe.index.store
-    # an ingest stopped after storing a chunk's windows, and the file changed before the next one
-    never_stored = replace(next(iter(pipe.index.chunks.values())), id="a-chunk-never-stored")
-    store.add_windows([never_stored], np.zeros((1, pipe.embedder.dim), np.float32), ["orphan"])
-    pipe.ingest(show_progress=False)
-    assert window_owners(store) == set(pipe.index.chunks)
+def test_bundled_files_keep_their_name_as_source_and_a_checkout_independent_key(pipeline):
+    chunks = list(pipeline.index.chunks.values())
+    assert {c.source for c in chunks} == {p.name for p in CORPUS_FILES}
+    assert all(c.source_path == f"bundled:{c.source}" for c in chunks)
+
+
+def write_turns(path: Path, *lines: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def empty_pipeline(tmp_path: Path):
+    return build_pipeline(Settings(data_dir=tmp_path / "data", corpus=[tmp_path / "nothing"]))
+
+
+def test_same_named_files_in_two_folders_both_stay_indexed_and_a_file_gone_from_its_folder_is_removed(
+        empty_pipeline, tmp_path):
+    pipe = empty_pipeline
+    first = write_turns(tmp_path / "a" / "notes.md", "Carol: Interpretability is like biology.", "Dan: Why so?")
+    write_turns(tmp_path / "b" / "notes.md", "Erin: Scaling laws keep holding.", "Frank: Really?")
+    pipe.ingest([tmp_path / "a"], show_progress=False)
+    pipe.ingest([tmp_path / "b"], show_progress=False)
+    held = {(c.source, c.source_path) for c in pipe.index.chunks.values()}
+    assert held == {("notes.md", str(first.resolve())), ("notes.md", str((tmp_path / "b" / "notes.md").resolve()))}
+
+    first.unlink()
+    report = pipe.ingest([tmp_path / "a"], show_progress=False)
+    assert report.removed_files == [str(first.resolve())] and "gone from their folder" in report.summary()
+    texts = " ".join(c.text for c in pipe.index.chunks.values())
+    assert "biology" not in texts and "Scaling laws" in texts
+
+
+def test_bad_inputs_are_each_named_and_skipped_and_nothing_indexed_is_lost(tmp_path):
+    """The ingest half of the bad-input catalogue, through the CLI for the messages and exit code."""
+    allowed, outside = tmp_path / "allowed", tmp_path / "outside"
+    good = write_turns(allowed / "good.md", "Gina: Honesty is the first principle.", "Hal: Why?")
+    env = {**os.environ, "RAG_DATA_DIR": str(tmp_path / "data"), "RAG_INGEST_ROOTS": json.dumps([str(allowed)]),
+           "RAG_EMBEDDER_THREADS": "1"}
+    assert rag(["ingest", str(allowed), "--quiet"], env).returncode == 0
+
+    (allowed / "binary.txt").write_bytes(b"\x00\x01\x02binary")
+    (allowed / "latin1.txt").write_bytes("Ren\xe9: caf\xe9".encode("latin-1"))
+    (allowed / "empty.md").write_text("", encoding="utf-8")
+    with open(allowed / "huge.txt", "wb") as f:
+        f.truncate(50_000_000)
+    (allowed / "loop1.txt").symlink_to(allowed / "loop2.txt")
+    (allowed / "loop2.txt").symlink_to(allowed / "loop1.txt")
+    secret = write_turns(outside / "secret.md", "Ivy: Outside words.", "Jay: Ok.")
+    (allowed / "escape.md").symlink_to(secret)
+    out = rag(["ingest", str(allowed), str(outside), "--quiet"], env)
+
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    errors = {line.split(":")[1].strip().rsplit("/", 1)[-1]: line for line in out.stderr.splitlines()}
+    assert "NUL bytes" in errors["binary.txt"] and "not UTF-8" in errors["latin1.txt"]
+    assert "no text found" in errors["empty.md"] and "50 MB is over the 20 MB limit" in errors["huge.txt"]
+    assert "cannot be resolved" in errors["loop1.txt"] and "cannot be resolved" in errors["loop2.txt"]
+    assert "outside the folders" in errors["escape.md"] and "outside the folders" in errors["outside"]
+    assert "1 file(s) indexed: 0 chunk(s) embedded" in out.stdout
+    still = rag(["search", "honesty first principle", "-k", "1", "--json"], env)
+    assert json.loads(still.stdout)["passages"][0]["source"] == good.name
+
+
+def test_an_unreadable_file_is_skipped_and_the_rest_of_the_folder_ingests(empty_pipeline, tmp_path, monkeypatch):
+    folder = tmp_path / "mixed"
+    locked = write_turns(folder / "locked.md", "Kim: Private.", "Lee: Ok.")
+    write_turns(folder / "open.md", "Mo: Readable words.", "Ned: Good.")
+    read_bytes = Path.read_bytes
+
+    def denied(path: Path) -> bytes:  # chmod 000 does not stop root, who runs CI
+        if path == locked:
+            raise PermissionError(13, "Permission denied")
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    report = empty_pipeline.ingest([folder], show_progress=False)
+    assert report.errors == [f"{locked}: cannot be read (Permission denied); skipped."]
+    assert {c.source for c in empty_pipeline.index.chunks.values()} == {"open.md"}

@@ -1,131 +1,216 @@
-"""The dense index: chunks and their vectors in a Chroma collection.
+"""The dense index in Chroma: one pair of collections per version, and a pointer to the current one.
 
-Embedded (`PersistentClient` in the data directory) by default; a Chroma server when a host is
-configured. We always hand Chroma our own vectors: its default embedding function would try to
-download a model. The collection records which embedder built it, and refuses any other.
-A second collection, `<name>-windows`, holds the vectors of each chunk's sentence windows,
-keyed `<chunk id>:<n>` with the owning chunk in their metadata.
+Embedded (`PersistentClient` in a folder) by default; a Chroma server when a host is given.
+A version `<name>.v<stamp>` holds the chunks and their vectors; `<name>.v<stamp>.windows` the
+vectors of each chunk's sentence windows, keyed `<chunk id>:<n>` with the owning chunk in their
+metadata. The pointer is the metadata of the collection `<name>.pointer` (current and previous
+version), so switching versions is one write that Chroma makes atomic, in both modes.
+
+Embedded Chroma is not safe for two processes writing one folder; here only the ingest that
+holds the ingest lock writes, and only to a draft no reader has opened, so readers in other
+processes only ever read finished collections.
+We always hand Chroma our own vectors: its default embedding function would try to download a model.
 """
 
 from __future__ import annotations
 
+import functools
+import time
+import uuid
+from collections.abc import Callable
+from functools import cached_property
 from pathlib import Path
 
 import chromadb
+import httpx
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
+from chromadb.errors import ChromaError, InternalError, NotFoundError
 
-from rag.models import Chunk, chunk_from_metadata, chunk_metadata
+from .store import StoreError
 
 _ADD_BATCH = 500
+SERVER_RETRY_DELAYS = (0.5, 1.0, 2.0)  # seconds before each new attempt at an unreachable server
+_WINDOWS = ".windows"
 
 
-class EmbedderMismatch(RuntimeError):
-    """The index was built by another embedder; vectors from two models are not comparable."""
+def _guarded(method):
+    """Run a store operation with its store's retries, turning Chroma's failures into a `StoreError`."""
+
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        store = getattr(self, "_store", self)
+        return store.run(lambda: method(self, *args, **kwargs))
+
+    return run
 
 
-class ChromaIndex:
-    def __init__(self, client: chromadb.ClientAPI, name: str):
-        self._client = client
+class ChromaStore:
+    def __init__(self, connect: Callable[[], chromadb.ClientAPI], name: str, location: str, server: bool):
+        self._connect = connect
         self.name = name
-        self._open_collections()
-
-    def _open_collections(self) -> None:
-        self._collection, self._windows = (
-            self._client.get_or_create_collection(
-                name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
-            )
-            for name in (self.name, f"{self.name}-windows")
-        )
+        self.location = location
+        self._server = server
 
     @classmethod
-    def open(cls, name: str, path: Path | None = None, host: str | None = None, port: int = 8000) -> "ChromaIndex":
-        settings = ChromaSettings(anonymized_telemetry=False)
-        if host:
-            client = chromadb.HttpClient(host=host, port=port, settings=settings)
-        else:
-            assert path is not None
-            path.mkdir(parents=True, exist_ok=True)
-            client = chromadb.PersistentClient(path=str(path), settings=settings)
-        return cls(client, name)
+    def embedded(cls, path: Path, name: str) -> "ChromaStore":
+        failed: list[ChromaError] = []
 
-    # --- which embedder built it
+        def connect() -> chromadb.ClientAPI:
+            if failed:  # Chroma keeps a half-built client for the path: a second try fails obscurely
+                raise failed[0]
+            path.mkdir(parents=True, exist_ok=True)
+            try:
+                return chromadb.PersistentClient(path=str(path), settings=ChromaSettings(anonymized_telemetry=False))
+            except ChromaError as exc:
+                failed.append(exc)
+                raise
+
+        return cls(connect, name, str(path), server=False)
+
+    @classmethod
+    def server(cls, host: str, port: int, name: str) -> "ChromaStore":
+        def connect() -> chromadb.ClientAPI:
+            return chromadb.HttpClient(host=host, port=port, settings=ChromaSettings(anonymized_telemetry=False))
+
+        return cls(connect, name, f"http://{host}:{port}", server=True)
+
+    @cached_property
+    def _client(self) -> chromadb.ClientAPI:
+        return self._connect()
+
+    def run(self, operation: Callable):
+        """`operation()`, retried with backoff while a server is unreachable; failures as `StoreError`."""
+        delays = SERVER_RETRY_DELAYS if self._server else ()
+        for attempt in range(len(delays) + 1):
+            try:
+                return operation()
+            except (httpx.TransportError, ValueError, InternalError, NotFoundError) as exc:
+                # Chroma's HttpClient says a server is down with a ValueError; any other is a bug
+                unreachable = isinstance(exc, httpx.TransportError) or "Could not connect" in str(exc)
+                if isinstance(exc, ValueError) and not unreachable:
+                    raise
+                if unreachable and attempt < len(delays):
+                    time.sleep(delays[attempt])
+                    continue
+                raise StoreError(self._explain(exc, unreachable)) from exc
+
+    def _explain(self, exc: Exception, unreachable: bool) -> str:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        if unreachable:
+            return (f"Cannot reach the Chroma server at {self.location} ({reason}). Start it, or unset "
+                    "RAG_CHROMA_HOST to use the embedded store.")
+        if self._server:
+            return f"The Chroma server at {self.location} failed: {reason}."
+        return (f"The index store at {self.location} cannot be read ({reason}). Restore that folder from a "
+                "backup, or move it aside and run `rag ingest` to build the index again.")
+
+    # --- the pointer
+
+    def _pointer(self) -> dict:
+        try:
+            return self._client.get_collection(f"{self.name}.pointer").metadata or {}
+        except NotFoundError:
+            return {}
+
+    @_guarded
+    def current_name(self) -> str | None:
+        return self._pointer().get("current") or None
+
+    @_guarded
+    def publish(self, draft: "ChromaVersion") -> None:
+        previous = self._pointer().get("current") or ""
+        pointer = self._client.get_or_create_collection(f"{self.name}.pointer", embedding_function=None)
+        pointer.modify(metadata={"current": draft.name, "previous": previous})
+
+    # --- versions
+
+    @_guarded
+    def open(self, name: str) -> "ChromaVersion":
+        return ChromaVersion(self, self._client.get_collection(name), self._client.get_collection(name + _WINDOWS))
+
+    @_guarded
+    def draft(self, embedder_name: str) -> "ChromaVersion":
+        name = f"{self.name}.v{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        chunks, windows = (
+            self._client.create_collection(
+                n, embedding_function=None, configuration={"hnsw": {"space": "cosine"}},
+                metadata={"embedder": embedder_name},
+            )
+            for n in (name, name + _WINDOWS)
+        )
+        return ChromaVersion(self, chunks, windows)
+
+    @_guarded
+    def collect_garbage(self) -> list[str]:
+        pointer = self._pointer()
+        keep = {pointer.get("current"), pointer.get("previous")}
+        dropped = set()
+        for collection in self._client.list_collections():
+            version = collection.name.removesuffix(_WINDOWS)
+            if collection.name.startswith(f"{self.name}.v") and version not in keep:
+                self._client.delete_collection(collection.name)
+                dropped.add(version)
+        return sorted(dropped)
+
+
+class ChromaVersion:
+    def __init__(self, store: ChromaStore, chunks: chromadb.Collection, windows: chromadb.Collection):
+        self._store = store
+        self._chunks = chunks
+        self._windows = windows
+        self.name = chunks.name
 
     @property
     def embedder_name(self) -> str | None:
-        return (self._collection.metadata or {}).get("embedder")
+        return (self._chunks.metadata or {}).get("embedder")
 
-    def check_embedder(self, embedder_name: str) -> None:
-        built = self.embedder_name
-        if built and built != embedder_name:
-            raise EmbedderMismatch(
-                f"The index {self.name!r} was built with the embedder {built!r}, but the current "
-                f"setting is {embedder_name!r}. Re-ingest with the current embedder "
-                "(`rag ingest --rebuild`) or switch the setting back."
-            )
-
-    def claim(self, embedder_name: str) -> None:
-        """Record the embedder on a new (empty) collection."""
-        self.check_embedder(embedder_name)
-        if not self.embedder_name:
-            self._collection.modify(metadata={"embedder": embedder_name})
-
-    def reset(self) -> None:
-        for collection in (self._collection, self._windows):
-            self._client.delete_collection(collection.name)
-        self._open_collections()
-
-    # --- contents
-
+    @_guarded
     def count(self) -> int:
-        return self._collection.count()
+        return self._chunks.count()
 
-    def ids_for_source(self, source: str) -> set[str]:
-        return set(self._collection.get(where={"source": source}, include=[])["ids"])
+    @_guarded
+    def records(self) -> tuple[list[str], list[dict]]:
+        got = self._chunks.get(include=["metadatas"])
+        return got["ids"], got["metadatas"]
 
-    def add(self, chunks: list[Chunk], vectors: np.ndarray, documents: list[str]) -> None:
-        _upsert(self._collection, [c.id for c in chunks], vectors, documents, [chunk_metadata(c) for c in chunks])
+    @_guarded
+    def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
+        if not ids:
+            return {}
+        got = self._chunks.get(ids=ids, include=["embeddings"])
+        return {i: np.asarray(v, dtype=np.float32) for i, v in zip(got["ids"], got["embeddings"])}
 
-    def delete(self, ids: list[str]) -> None:
-        """Delete chunks and their windows."""
-        for i in range(0, len(ids), _ADD_BATCH):
-            part = ids[i : i + _ADD_BATCH]
-            self._windows.delete(where={"chunk_id": {"$in": part}})
-            self._collection.delete(ids=part)
-
-    def add_windows(self, owners: list[Chunk], vectors: np.ndarray, documents: list[str]) -> None:
-        """Store window vectors; `owners[i]` is the chunk of window i, in window order."""
-        ids, seen = [], {}
-        for owner in owners:
-            seen[owner.id] = seen.get(owner.id, -1) + 1
-            ids.append(f"{owner.id}:{seen[owner.id]}")
-        _upsert(self._windows, ids, vectors, documents, [{"chunk_id": o.id, "source": o.source} for o in owners])
-
-    def prune_windows(self, source: str) -> int:
-        """Delete the source's windows whose chunk is not held (an ingest stopped between
-        storing the two). Per source: another client's ingest of other files is not touched."""
-        held = self.ids_for_source(source)
-        got = self._windows.get(where={"source": source}, include=["metadatas"])
-        orphans = [i for i, m in zip(got["ids"], got["metadatas"]) if m["chunk_id"] not in held]
-        for i in range(0, len(orphans), _ADD_BATCH):
-            self._windows.delete(ids=orphans[i : i + _ADD_BATCH])
-        return len(orphans)
-
+    @_guarded
     def window_vectors(self) -> tuple[list[str], np.ndarray]:
-        """Every window's owning chunk id and vector."""
         got = self._windows.get(include=["metadatas", "embeddings"])
         owners = [m["chunk_id"] for m in got["metadatas"]]
         return owners, np.asarray(got["embeddings"], dtype=np.float32).reshape(len(owners), -1)
 
-    def all_chunks(self) -> list[Chunk]:
-        got = self._collection.get(include=["metadatas"])
-        return [chunk_from_metadata(i, m) for i, m in zip(got["ids"], got["metadatas"])]
+    @_guarded
+    def add(self, ids: list[str], vectors: np.ndarray, documents: list[str], metadatas: list[dict]) -> None:
+        _upsert(self._chunks, ids, vectors, documents, metadatas)
 
-    def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
-        if not ids:
-            return {}
-        got = self._collection.get(ids=ids, include=["embeddings"])
-        return {i: np.asarray(v, dtype=np.float32) for i, v in zip(got["ids"], got["embeddings"])}
+    @_guarded
+    def add_windows(self, owner_ids: list[str], vectors: np.ndarray, documents: list[str]) -> None:
+        ids, seen = [], {}
+        for owner in owner_ids:
+            seen[owner] = seen.get(owner, -1) + 1
+            ids.append(f"{owner}:{seen[owner]}")
+        _upsert(self._windows, ids, vectors, documents, [{"chunk_id": o} for o in owner_ids])
+
+    @_guarded
+    def copy_from(self, other: "ChromaVersion", skip: set[str]) -> None:
+        _copy(other._chunks, self._chunks, lambda chunk_id, _: chunk_id not in skip)
+        _copy(other._windows, self._windows, lambda _, metadata: metadata["chunk_id"] not in skip)
+
+
+def _copy(source: chromadb.Collection, target: chromadb.Collection, keep: Callable[[str, dict], bool]) -> None:
+    got = source.get(include=["embeddings", "documents", "metadatas"])
+    rows = [r for r, (i, m) in enumerate(zip(got["ids"], got["metadatas"])) if keep(i, m)]
+    vectors = np.asarray(got["embeddings"], dtype=np.float32).reshape(len(got["ids"]), -1)[rows]
+    _upsert(target, [got["ids"][r] for r in rows], vectors, [got["documents"][r] for r in rows],
+            [got["metadatas"][r] for r in rows])
 
 
 def _upsert(collection: chromadb.Collection, ids: list[str], vectors: np.ndarray, documents: list[str],

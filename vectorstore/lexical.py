@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -60,11 +62,18 @@ class BM25Index:
         return self.matrix @ q
 
     def save(self, path: Path) -> None:
+        """Write through a temporary file of this process's own, then rename: a crash never leaves
+        half an index, and processes saving at once never write into each other's file."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
         payload = {"fingerprint": fingerprint(self.ids), "ids": self.ids, "docs": self.docs, "extras": self.extras}
-        tmp.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
-        tmp.replace(path)  # atomic: a crash never leaves half an index
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(payload, f, ensure_ascii=False)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
 
     @classmethod
     def load(cls, path: Path, expected_ids: list[str]) -> "BM25Index | None":
