@@ -13,12 +13,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 
+import httpx
+
 from vectorstore.store import StoreError, Version, check_embedder
 
 from .embeddings import Embedder
 from .errors import UserError
 from .factory import build_embedder, build_index, build_reranker
 from .index import CorpusIndex
+from .llm import build_backend, describe_failure
 from .settings import Settings
 
 
@@ -98,12 +101,32 @@ def no_legacy_store(install: Install) -> Finding | None:
                           "re-ingest the folders you had added (`rag ingest PATH`), then delete it")
 
 
+def llm_backend_is_usable(install: Install) -> Finding | None:
+    """The configured LLM: its settings complete, and an OpenAI-compatible server answering /models
+    (the Anthropic API is not called: that would cost money; its key is only checked to be set)."""
+    settings = install.settings
+    backend = build_backend(settings)  # a ConfigError names the setting
+    if backend is None:
+        return None
+    if settings.llm == "openai" and settings.llm_base_url:
+        try:
+            model = backend.model  # asks the server when RAG_LLM_MODEL is unset
+            if settings.llm_model:
+                httpx.get(settings.llm_base_url.rstrip("/") + "/models",
+                          timeout=settings.llm_connect_timeout).raise_for_status()
+        except Exception as exc:
+            return Finding(False, describe_failure(exc, backend, settings))
+        return Finding(True, f"LLM server {settings.llm_base_url} answers; model {model}")
+    return Finding(True, f"LLM backend {backend.name} configured; model {backend.model}")
+
+
 CHECKS: list[Callable[[Install], Finding | None]] = [
     embedder_loads_offline,
     reranker_loads_offline,
     store_is_readable,
     store_matches_embedder,
     no_legacy_store,
+    llm_backend_is_usable,
 ]
 
 

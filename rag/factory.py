@@ -7,6 +7,7 @@ from vectorstore.chroma import ChromaStore
 from .answering import Answerer, ExtractiveAnswerer, LLMAnswerer
 from .embeddings import E5Embedder, Embedder, SentenceTransformerEmbedder
 from .errors import ConfigError
+from .expansion import QueryTranslator
 from .followups import Condenser
 from .index import CorpusIndex
 from .llm import ChatBackend, build_backend
@@ -57,5 +58,7 @@ def build_pipeline(settings: Settings | None = None) -> Pipeline:
         index, embedder, speakers, candidates=settings.candidates, reranker=build_reranker(settings),
         venues=default_venues(),
     )
+    translator = (QueryTranslator(backend, settings.llm_expansion_timeout)
+                  if backend is not None and settings.llm_query_expansion else None)
     return Pipeline(settings, index, embedder, retriever, build_answerer(backend, settings),
-                    Condenser(speakers, backend))
+                    Condenser(speakers, backend), translator)

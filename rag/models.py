@@ -157,6 +157,7 @@ class QueryPlan:
     never_mentioned: list[str] = field(default_factory=list)  # names, or an off-topic question's words
     missing_answer_type: str | None = None  # "date"/"year"/"money"/"age" asked for, absent from the best passages
     rewritten_by: str | None = None  # "llm" or "rule" when a follow-up was rewritten to stand alone
+    translations: list[str] = field(default_factory=list)  # the LLM's query expansion, searched too
 
     def to_json(self) -> dict:
         """The question as searched, for interfaces that show how an answer was made."""
@@ -168,6 +169,7 @@ class QueryPlan:
             "speaker_filter": self.speaker_filter,
             "source": self.source,
             "expansion_terms": list(self.chinese_terms),
+            "expanded_queries": list(self.translations),
             "never_mentioned": list(self.never_mentioned),
             "missing_answer_type": self.missing_answer_type,
         }

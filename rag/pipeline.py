@@ -21,6 +21,7 @@ from .citations import StreamGuard
 from .embeddings import Embedder
 from .errors import UserError
 from .events import Completed, Event, Retrieved, TextDelta
+from .expansion import QueryTranslator
 from .followups import ChatMessage, Condenser
 from .index import CorpusIndex
 from .ingest import FileLimits, IngestReport, ingest, ingest_lock, outdated, reembed_outdated
@@ -78,6 +79,7 @@ class Pipeline:
         retriever: HybridRetriever,
         answerer: Answerer,
         condenser: Condenser,
+        translator: QueryTranslator | None = None,
     ):
         self.settings = settings
         self.index = index
@@ -85,6 +87,7 @@ class Pipeline:
         self.retriever = retriever
         self.answerer = answerer
         self.condenser = condenser
+        self.translator = translator
         self.extractive = answerer if isinstance(answerer, ExtractiveAnswerer) else ExtractiveAnswerer()
 
     # ------------------------------------------------------------------ index
@@ -129,9 +132,10 @@ class Pipeline:
 
     # ------------------------------------------------------------------ questions
 
-    def search(self, question: str, k: int | None = None, speaker: str | None = None) -> SearchResult:
+    def search(self, question: str, k: int | None = None, speaker: str | None = None,
+               translations: Sequence[str] = ()) -> SearchResult:
         self._ready()
-        return self.retriever.search(clean_question(question), k or self.settings.top_k, speaker)
+        return self.retriever.search(clean_question(question), k or self.settings.top_k, speaker, translations)
 
     def ask_stream(self, question: str, history: Sequence[ChatMessage] = (), k: int | None = None,
                    speaker: str | None = None) -> Iterator[Event]:
@@ -140,9 +144,12 @@ class Pipeline:
         started = time.perf_counter()
         searched, rewritten_by = self.condenser.condense(question, history)
         condensed = time.perf_counter()
-        result = self.search(searched, k, speaker)
+        translations = self.translator.translations(searched) if self.translator else []
+        expanded = time.perf_counter()
+        result = self.search(searched, k, speaker, translations)
         result.plan.rewritten_by = rewritten_by
-        timings = {"condense": (condensed - started) * 1000, "retrieval": _ms(condensed)}
+        timings = {"condense": (condensed - started) * 1000, "expansion": (expanded - condensed) * 1000,
+                   "retrieval": _ms(expanded)}
         yield Retrieved(question, result, timings)
         for event in self.answer_stream(result, question):
             if isinstance(event, Completed):

@@ -62,6 +62,7 @@ class Tuning:
     bilingual_only_weight: float = 0.1  # English words seen only in the bilingual file's English
     pseudo_query_weight: float = 1.0  # dense search with the question's glossary terms in Chinese
     gloss_weight: float = 0.5  # English question words against the English glosses of Chinese chunks
+    translation_weight: float = 1.0  # each list from the LLM's translation of the question
     common_in_chinese_df: int = 5  # an English word this frequent in the Chinese files needs no translation
     speaker_boost: float = 0.02  # added to the fused score of the named person's own words
     subject_boost: float = 0.01  # … and of summaries about them
@@ -178,7 +179,10 @@ class HybridRetriever:
 
     # ------------------------------------------------------------------ search
 
-    def search(self, question: str, k: int = 5, speaker: str | None = None) -> SearchResult:
+    def search(self, question: str, k: int = 5, speaker: str | None = None,
+               translations: list[str] | tuple[str, ...] = ()) -> SearchResult:
+        """`translations`: the question in the corpus's other language (LLM query expansion),
+        each searched densely and lexically and fused with the original's lists."""
         question = question.strip()
         if not question:
             raise UserError("The question is empty.")
@@ -195,22 +199,22 @@ class HybridRetriever:
             pseudo_vector = self.embedder.encode_query(" ".join(plan.chinese_terms[:12]))
             pseudo = self.index.nearest(pseudo_vector, self.candidates, allowed)
 
-        lexical = self.index.lexical
-        raw = lexical.scores(plan.terms)
-        order = [i for i in np.argsort(-raw, kind="stable") if raw[i] > 0 and (allowed is None or allowed(chunks[lexical.ids[i]]))][: self.candidates]
-        lexical_hits = [(lexical.ids[i], float(raw[i])) for i in order]
+        lexical_hits = self._lexical_hits(self.index.lexical, plan.terms, allowed)
         gloss_hits: list[tuple[str, float]] = []
         if plan.language == "en":
-            glossed = self.index.glossed
             english = {t: 1.0 for t in plan.terms if not has_cjk(t)}
-            graw = glossed.scores(english)
-            gorder = [i for i in np.argsort(-graw, kind="stable") if graw[i] > 0 and (allowed is None or allowed(chunks[glossed.ids[i]]))][: self.candidates]
-            gloss_hits = [(glossed.ids[i], float(graw[i])) for i in gorder]
+            gloss_hits = self._lexical_hits(self.index.glossed, english, allowed)
 
         t = self.tuning
         dense_weight = t.dense_weight_en if plan.language == "en" else t.dense_weight_zh
         fused: dict[str, float] = {}
-        lists = ((dense_weight, dense), (1.0, lexical_hits), (t.pseudo_query_weight, pseudo), (t.gloss_weight, gloss_hits))
+        lists = [(dense_weight, dense), (1.0, lexical_hits), (t.pseudo_query_weight, pseudo), (t.gloss_weight, gloss_hits)]
+        plan.translations = list(translations)
+        for text in plan.translations:
+            if plan.speaker:  # as for the question: a person's own turns never contain their name
+                text = _without(text, [(a, b) for _, a, b in self.speakers.mentions(text)])
+            lists.append((t.translation_weight, self.index.nearest(self.embedder.encode_query(text), self.candidates, allowed)))
+            lists.append((t.translation_weight, self._lexical_hits(self.index.lexical, dict.fromkeys(tokenize(text), 1.0), allowed)))
         for weight, hits in lists:
             for rank, (chunk_id, _) in enumerate(hits):
                 fused[chunk_id] = fused.get(chunk_id, 0.0) + weight / (t.rrf_k + rank + 1)
@@ -240,6 +244,14 @@ class HybridRetriever:
         plan.missing_answer_type = missing_answer_type(
             question, (p.chunk.text + (p.chunk.parallel_text or "") for p in passages[:k]))
         return SearchResult(plan, passages[:k], self._confidence(best_dense, lexical_hits, plan))
+
+    def _lexical_hits(self, bm25, terms: dict[str, float], allowed: Callable[[Chunk], bool] | None) -> list[tuple[str, float]]:
+        """The best `candidates` chunks of a BM25 index for these weighted terms."""
+        chunks = self.index.chunks
+        raw = bm25.scores(terms)
+        order = [i for i in np.argsort(-raw, kind="stable")
+                 if raw[i] > 0 and (allowed is None or allowed(chunks[bm25.ids[i]]))][: self.candidates]
+        return [(bm25.ids[i], float(raw[i])) for i in order]
 
     def _allowed(self, plan: QueryPlan) -> Callable[[Chunk], bool] | None:
         speaker = plan.speaker if plan.speaker_filter else None

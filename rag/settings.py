@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     llm_context_tokens: int = Field(
         default=2500, ge=300, description="cl100k tokens of passages an LLM prompt may hold."
     )
+    llm_query_expansion: bool = Field(
+        default=True, description="With an LLM: also search the question translated into the corpus's other language."
+    )
+    llm_expansion_timeout: float = Field(
+        default=8.0, gt=0, description="Seconds the translation may take before retrieval goes on without it."
+    )
     llm_threads: int | None = Field(default=None, ge=1, description="llamacpp CPU threads (default: all).")
     llm_context_window: int = Field(default=4096, ge=512, description="llamacpp context size (n_ctx).")
 

@@ -121,7 +121,7 @@ def test_answer_prompt_delimits_passages_as_data():
 
 
 def test_prompts_declare_their_variables():
-    for name in ("answer", "condense", "judge"):
+    for name in ("answer", "condense", "translate", "judge"):
         prompt = load_prompt(name)
         assert prompt.purpose and prompt.variables
         with pytest.raises(TypeError):

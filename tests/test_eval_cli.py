@@ -44,7 +44,7 @@ def no_pipeline(monkeypatch):
 
 @pytest.fixture
 def shared_pipeline(monkeypatch, pipeline):
-    monkeypatch.setattr(rag_cli, "pipeline", lambda: pipeline)
+    monkeypatch.setattr(rag_cli, "pipeline", lambda **overrides: pipeline)
     return pipeline
 
 

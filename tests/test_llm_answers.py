@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
+import sys
 
 import pytest
+from pydantic import SecretStr
 
 from rag.errors import ConfigError
 from rag.events import Completed, Retrieved, TextDelta
@@ -33,7 +35,7 @@ def llama_server():
 
 def llm_pipeline(pipeline: Pipeline, **llm) -> Pipeline:
     """The session's index and embedder with another answerer: only the LLM settings differ."""
-    settings = pipeline.settings.model_copy(update={"llm_max_tokens": 120, **llm})
+    settings = pipeline.settings.model_copy(update={"llm_max_tokens": 120, "llm_query_expansion": False, **llm})
     other = build_pipeline(settings)
     other.index, other.embedder, other.retriever = pipeline.index, pipeline.embedder, pipeline.retriever
     return other
@@ -64,7 +66,7 @@ def test_openai_backend_streams_a_checked_answer_from_the_llama_server(pipeline,
 
 def test_done_when_command_and_fallback_when_the_server_is_gone(cli_env, pipeline):
     server = LlamaServer(free_port()).start()
-    command = ["rag", "ask", RLHF, "--llm", "openai", "--base-url", server.base_url, "--json"]
+    command = [sys.executable, "-m", "rag", "ask", RLHF, "--llm", "openai", "--base-url", server.base_url, "--json"]
     cli_env = {**cli_env, "RAG_LLM_MAX_TOKENS": "120"}
     try:
         live = subprocess.run(command, env=cli_env, capture_output=True, text=True, timeout=600)
@@ -88,8 +90,9 @@ def test_done_when_command_and_fallback_when_the_server_is_gone(cli_env, pipelin
 def test_a_timeout_falls_back_quickly(pipeline):
     with SilentServer() as silent:
         pipe = llm_pipeline(pipeline, llm="openai", llm_base_url=silent.base_url, llm_model="m",
-                            llm_timeout=1.5, llm_max_retries=0)
+                            llm_timeout=1.5, llm_max_retries=0, llm_query_expansion=True, llm_expansion_timeout=0.5)
         answer = pipe.ask(SYCOPHANCY)
+    assert answer.query.translations == []  # the expansion gave up after 0.5 s; retrieval went on
     assert answer.fallback and "RAG_LLM_TIMEOUT" in answer.fallback
     assert answer.citations and not answer.abstained
 
@@ -107,7 +110,7 @@ def test_stopping_a_stream_closes_the_request(pipeline, llama_server):
 def test_llamacpp_backend_answers_in_process(pipeline):
     pipe = llm_pipeline(pipeline, llm="llamacpp", llm_model=str(smollm2_gguf()))
     answer = pipe.ask(SYCOPHANCY)
-    assert answer.model == smollm2_gguf().name
+    assert pipe.answerer.model == smollm2_gguf().name
     assert answer.backend in ("llamacpp", "extractive")
     assert_checked(answer)
 
@@ -117,7 +120,7 @@ def test_anthropic_backend_with_checked_citations(pipeline):
         fake.replies = ["Askell says sycophancy means telling people what they want to hear [1]. "
                         "She also founded a bakery [2]. See also [7]."]
         pipe = llm_pipeline(pipeline, llm="anthropic", llm_model="claude-test", llm_base_url=fake.base_url,
-                            llm_api_key=fake.api_key)
+                            llm_api_key=SecretStr(fake.api_key))
         answer = pipe.ask(SYCOPHANCY)
     request = fake.requests[0]
     assert request["path"] == "/v1/messages" and request["body"]["stream"] is True
@@ -135,7 +138,7 @@ def test_the_model_saying_not_covered_is_an_abstention(pipeline):
     with FakeAnthropic() as fake:
         fake.replies = ["NOT COVERED"]
         pipe = llm_pipeline(pipeline, llm="anthropic", llm_model="m", llm_base_url=fake.base_url,
-                            llm_api_key=fake.api_key)
+                            llm_api_key=SecretStr(fake.api_key))
         answer = pipe.ask("What did Askell name her bicycle?")
     assert answer.abstained and answer.fallback is None and not answer.citations
     assert "don't cover" in answer.text
@@ -145,7 +148,7 @@ def test_an_answer_without_valid_citations_is_replaced_by_quotes(pipeline):
     with FakeAnthropic() as fake:
         fake.replies = ["Sycophancy is bad, everyone knows that. [42]"]
         pipe = llm_pipeline(pipeline, llm="anthropic", llm_model="m", llm_base_url=fake.base_url,
-                            llm_api_key=fake.api_key)
+                            llm_api_key=SecretStr(fake.api_key))
         events = list(pipe.ask_stream(SYCOPHANCY))
     answer = events[-1].answer
     assert answer.backend == "extractive" and "cited none" in answer.fallback
@@ -156,28 +159,54 @@ def test_an_answer_without_valid_citations_is_replaced_by_quotes(pipeline):
 def test_the_api_key_never_appears_in_output_or_logs(pipeline, caplog):
     key = "sk-ant-very-secret-0123456789"
     with FakeAnthropic(api_key="another-key") as fake, caplog.at_level(logging.DEBUG):
-        pipe = llm_pipeline(pipeline, llm="anthropic", llm_model="m", llm_base_url=fake.base_url, llm_api_key=key)
+        pipe = llm_pipeline(pipeline, llm="anthropic", llm_model="m", llm_base_url=fake.base_url,
+                            llm_api_key=SecretStr(key))
         answer = pipe.ask(SYCOPHANCY)
     assert answer.fallback and "RAG_LLM_API_KEY" in answer.fallback
     assert key not in json.dumps(answer.to_json()) and key not in caplog.text
     assert key not in json.dumps(fake.requests[0]["body"])  # nor in the prompt
 
 
-@pytest.mark.parametrize("settings, setting", [
+@pytest.mark.parametrize("overrides, setting", [
     ({"llm": "anthropic", "llm_model": "m"}, "ANTHROPIC_API_KEY"),
-    ({"llm": "anthropic", "llm_api_key": "k"}, "RAG_LLM_MODEL"),
+    ({"llm": "anthropic", "llm_api_key": SecretStr("k")}, "RAG_LLM_MODEL"),
     ({"llm": "openai"}, "RAG_LLM_BASE_URL"),
     ({"llm": "llamacpp", "llm_model": "/no/such/model.gguf"}, "RAG_LLM_MODEL"),
 ])
-def test_misconfiguration_names_the_setting_at_start_up(pipeline, monkeypatch, settings, setting):
+def test_misconfiguration_names_the_setting_at_start_up(pipeline, monkeypatch, overrides, setting):
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(ConfigError, match=setting):
-        build_pipeline(pipeline.settings.model_copy(update=settings))
+        build_pipeline(pipeline.settings.model_copy(update=overrides))
 
 
 def test_cli_reports_misconfiguration_in_one_line(cli_env):
     env = {**cli_env, "RAG_LLM": "anthropic", "RAG_LLM_MODEL": "m"}  # and no key
     env.pop("ANTHROPIC_API_KEY", None)
-    done = subprocess.run(["rag", "ask", SYCOPHANCY], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "rag", "ask", SYCOPHANCY], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "ANTHROPIC_API_KEY" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_doctor_checks_the_llm_backend(cli_env, llama_server):
+    env = {**cli_env, "RAG_LLM": "openai", "RAG_LLM_BASE_URL": llama_server.base_url}
+    live = subprocess.run([sys.executable, "-m", "rag", "doctor"], env=env, capture_output=True, text=True, timeout=300)
+    assert "ok    llm backend is usable: LLM server" in live.stdout, live.stdout + live.stderr
+    env["RAG_LLM_BASE_URL"] = f"http://127.0.0.1:{free_port()}/v1"
+    dead = subprocess.run([sys.executable, "-m", "rag", "doctor"], env=env, capture_output=True, text=True, timeout=300)
+    assert dead.returncode == 1 and "FAIL  llm backend is usable" in dead.stdout
+    assert "RAG_LLM_BASE_URL" in dead.stdout and "Traceback" not in dead.stderr
+
+
+def test_query_expansion_searches_the_translation_too(pipeline):
+    translation = "阿斯克尔对阿谀奉承说了什么？"
+    with FakeAnthropic() as fake:
+        fake.replies = [translation, "Askell says models tell people what they want to hear [1]."]
+        pipe = llm_pipeline(pipeline, llm="anthropic", llm_model="m", llm_base_url=fake.base_url,
+                            llm_api_key=SecretStr(fake.api_key), llm_query_expansion=True)
+        events = list(pipe.ask_stream(SYCOPHANCY))
+        again = pipe.ask(SYCOPHANCY)  # cached: no second translation request
+    retrieved = events[0]
+    assert retrieved.query.translations == [translation]
+    assert retrieved.to_json()["query"]["expanded_queries"] == [translation]
+    assert "Chinese" in json.dumps(fake.requests[0]["body"], ensure_ascii=False)  # asked to translate
+    assert len(fake.requests) == 3 and again.query.translations == [translation]
