@@ -24,6 +24,8 @@ class Call:
     params: dict
     status: int
     token: str
+    at: float  # time.monotonic() when it arrived
+
 
     @property
     def channel(self) -> str | None:
@@ -115,9 +117,9 @@ class MockSlack:
             for i, (queued_method, channel, status, body, headers) in enumerate(self.queued):
                 if queued_method == method and channel in (None, params.get("channel")):
                     del self.queued[i]
-                    self.calls.append(Call(method, params, status, authorization))
+                    self.calls.append(Call(method, params, status, authorization, time.monotonic()))
                     return status, body, headers
-            self.calls.append(Call(method, params, 200, authorization))
+            self.calls.append(Call(method, params, 200, authorization, time.monotonic()))
             return 200, self._ok(method, params), {}
 
     def _ok(self, method: str, params: dict) -> dict:
