@@ -20,14 +20,19 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+import yaml
 from click.testing import CliRunner
+from pydantic import SecretStr
+from slack_bolt import BoltContext
 
 from rag.factory import build_index
 from rag.ingest import ingest
 from rag.settings import Settings
+from slackbot.app import SlackBot
 from slackbot.blocks import MAX_BLOCKS, SECTION_CHARS, answer_messages, from_slack
 from slackbot.cli import RedactingFormatter, slack
 from tests.conftest import free_port
+from tests.llm_servers import FakeAnthropic, llm_pipeline
 from tests.slack_mock import BOT_USER, TEAM, MockSlack
 
 BOT_TOKEN = "xoxb-1111-2222-testbottoken"
@@ -311,3 +316,32 @@ def test_abstention_is_said_plainly_and_slack_markup_in_questions_is_read(pipeli
     assert blocks[0]["text"]["text"] == payload["answer"]
     assert from_slack(f"<@{BOT_USER}> <!channel> what did <@U2|amanda> say &amp; <https://x.io|here>?", BOT_USER) \
         == "@channel what did amanda say & here?"
+
+
+def test_a_streaming_llm_answer_is_shown_progressively_at_a_limited_rate(pipeline, mock, tmp_path):
+    """An LLM answer streamed over 2 s: the draft is shown a few times, never faster than the
+    interval, then replaced by the checked answer, whose unsupported claim is marked."""
+    with FakeAnthropic() as fake:
+        fake.pause = 0.15
+        fake.replies = ["Askell says sycophancy means telling people what they want to hear [1]. "
+                        "She also founded a bakery [2]."]
+        pipe = llm_pipeline(pipeline, llm="anthropic", llm_model="claude-test", llm_base_url=fake.base_url,
+                            llm_api_key=SecretStr(fake.api_key))
+        settings = pipe.settings.model_copy(update={
+            "data_dir": tmp_path, "slack_bot_token": SecretStr(BOT_TOKEN), "slack_api_url": mock.url,
+            "slack_update_interval": 0.4})
+        bot = SlackBot(pipe, settings, http=True)
+        bot.answer(bot.app.client, BoltContext(bot_user_id=BOT_USER), ALLOWED, "What did Askell say about sycophancy?",
+                   thread_ts="1700000060.000100", asked_ts="1700000060.000100")
+    placeholder = next(m["ts"] for m in mock.messages if m.get("thread_ts") == "1700000060.000100")
+    updates = mock.calls_to("chat.update", channel=ALLOWED, ts=placeholder)
+    drafts, final = updates[:-1], text_of(updates[-1].params["blocks"])
+    assert len(drafts) >= 2 and all("writing" in text_of(c.params["blocks"]) for c in drafts)
+    assert all(later.at - earlier.at >= 0.35 for earlier, later in zip(drafts, drafts[1:]))
+    assert "Answered by `anthropic` (claude-test)" in final and ":warning:" in final
+
+
+def test_the_readme_shows_the_manifest_in_the_repo():
+    root = Path(__file__).resolve().parent.parent
+    shown = re.search(r"## Slack.*?```yaml\n(.*?)```", (root / "README.md").read_text(), re.S).group(1)
+    assert yaml.safe_load(shown) == yaml.safe_load((root / "slackbot" / "manifest.yaml").read_text())
