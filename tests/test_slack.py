@@ -128,19 +128,14 @@ def message(channel: str, ts: str, text: str, *, kind: str = "message", user: st
             "channel_type": "im" if channel.startswith("D") else "channel", **fields}
 
 
-def answers(mock: MockSlack, channel: str) -> list:
-    """Final answers in a channel: updates that carry the thumbs buttons."""
-    return [c for c in mock.calls_to("chat.update", channel=channel)
-            if any(b["type"] == "actions" for b in c.params.get("blocks", []))]
-
-
 def answers_in(mock: MockSlack, channel: str, thread_ts: str | None) -> list[dict]:
     """Wait for the answers the bot gave in that thread (top level: None): the params of the
-    updates that turned its placeholders into final answers."""
+    updates that turned its placeholders into final answers (those carry the thumbs buttons)."""
     def find():
         mine = {m["ts"] for m in list(mock.messages) if m["channel"] == channel and m["user"] == BOT_USER
                 and m.get("thread_ts") == thread_ts}
-        return [c.params for c in answers(mock, channel) if c.params["ts"] in mine]
+        return [c.params for c in mock.calls_to("chat.update", channel=channel)
+                if c.params["ts"] in mine and any(b["type"] == "actions" for b in c.params.get("blocks", []))]
     return mock.wait_for(find)
 
 
