@@ -7,7 +7,6 @@ call with an error or a 429 when a test queues one.
 
 from __future__ import annotations
 
-import itertools
 import json
 import threading
 import time
@@ -38,7 +37,7 @@ class MockSlack:
         self.messages: list[dict] = []  # what a channel holds: people's messages and the bot's
         self.queued: list[tuple[str, str | None, int, dict, dict]] = []  # method, channel, status, body, headers
         self.lock = threading.Lock()
-        self._ts = itertools.count(1)
+        self._last_ts = 0.0
         mock = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -88,6 +87,12 @@ class MockSlack:
         with self.lock:
             self.queued.append((method, channel, status, {"ok": False, "error": error}, headers))
 
+    def new_ts(self) -> str:
+        """A message id as Slack makes them: the time of posting, unique and increasing."""
+        with self.lock:
+            self._last_ts = max(time.time(), self._last_ts + 0.000001)
+            return f"{self._last_ts:.6f}"
+
     def add_message(self, channel: str, ts: str, text: str, user: str, thread_ts: str | None = None) -> None:
         """Someone wrote in a channel (once: a redelivered event adds nothing)."""
         with self.lock:
@@ -127,7 +132,8 @@ class MockSlack:
             return {"ok": True, "url": "https://test.slack.invalid/", "team": "Test", "user": "interview-qa",
                     "team_id": TEAM, "user_id": BOT_USER, "bot_id": BOT_ID}
         if method == "chat.postMessage":
-            message = {"channel": params["channel"], "ts": f"1800000000.{next(self._ts):06d}", "text": params.get("text", ""),
+            self._last_ts = max(time.time(), self._last_ts + 0.000001)
+            message = {"channel": params["channel"], "ts": f"{self._last_ts:.6f}", "text": params.get("text", ""),
                        "user": BOT_USER, "bot_id": BOT_ID, **({"thread_ts": params["thread_ts"]} if params.get("thread_ts") else {})}
             self.messages.append(message)
             return {"ok": True, "channel": message["channel"], "ts": message["ts"], "message": message}
@@ -137,7 +143,7 @@ class MockSlack:
                     message["text"] = params.get("text", "")
             return {"ok": True, "channel": params["channel"], "ts": params["ts"]}
         if method == "chat.postEphemeral":
-            return {"ok": True, "message_ts": f"1800000000.{next(self._ts):06d}"}
+            return {"ok": True}
         if method == "conversations.replies":
             thread = [m for m in self.messages if m["channel"] == params["channel"]
                       and params["ts"] in (m["ts"], m.get("thread_ts"))]

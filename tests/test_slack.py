@@ -158,7 +158,7 @@ def sources_and_footer(blocks: list[dict]) -> tuple[str, str]:
 
 
 def test_mention_answered_in_its_thread_once_despite_a_retry_then_a_follow_up_uses_the_thread(bot, mock):
-    asked = "1700000001.000100"
+    asked = mock.new_ts()
     mention = message(ALLOWED, asked, f"<@{BOT_USER}> What did Askell say about sycophancy?", kind="app_mention")
     started = time.monotonic()
     assert send_event(bot, mock, mention, "Ev_MENTION").status_code == 200
@@ -172,30 +172,35 @@ def test_mention_answered_in_its_thread_once_despite_a_retry_then_a_follow_up_us
     sources, footer = sources_and_footer(first["blocks"])
     assert "*[1]*" in sources and "Askell" in sources and "Answered by `extractive`" in footer
 
-    follow_up = message(ALLOWED, "1700000002.000100", "and Amodei?", thread_ts=asked)
+    follow_up = message(ALLOWED, mock.new_ts(), "and Amodei?", thread_ts=asked)
     assert send_event(bot, mock, follow_up, "Ev_FOLLOW_UP").status_code == 200
     both = mock.wait_for(lambda: len(found := answers_in(mock, ALLOWED, asked)) == 2 and found)
     assert mock.calls_to("conversations.replies", channel=ALLOWED, ts=asked)
     _, footer = sources_and_footer(both[1]["blocks"])
     assert re.search(r"searched as “.*Amodei.*sycophancy", footer), footer  # the thread was the history
-    time.sleep(1)
-    bot_posts = [m for m in mock.messages if m.get("thread_ts") == asked and m["user"] == BOT_USER]
-    assert len(bot_posts) == 2  # one per event: the retry got none
+
+    not_questions = [  # in the same thread, where replies are follow-ups
+        message(ALLOWED, mock.new_ts(), "bot chatter", user="U_OTHERBOT", bot_id="B_OTHER", thread_ts=asked),
+        message(ALLOWED, mock.new_ts(), "and Olah?", subtype="message_changed", thread_ts=asked),
+        message(ALLOWED, mock.new_ts(), "my own words", user=BOT_USER, thread_ts=asked),
+    ]
+    for n, event in enumerate(not_questions):
+        assert send_event(bot, mock, event, f"Ev_NOT_A_QUESTION_{n}").status_code == 200
+    time.sleep(1.5)
+    posted = [c for c in mock.calls_to("chat.postMessage", channel=ALLOWED, thread_ts=asked) if c.status == 200]
+    assert len(posted) == 2  # one per question: nothing for the retry, the other bot, the edit, itself
 
 
 def test_direct_message_survives_a_429_and_ignored_messages_get_nothing(bot, mock):
     ignored = [
-        message(ALLOWED, "1700000010.000100", "bot chatter", user="U_OTHERBOT", bot_id="B_OTHER", thread_ts="1700000001.000100"),
-        message(ALLOWED, "1700000011.000100", "edited", subtype="message_changed", thread_ts="1700000001.000100"),
-        message(ALLOWED, "1700000012.000100", "<@U_NEW> has joined the channel", subtype="channel_join"),
-        message(ALLOWED, "1700000013.000100", "my own answer", user=BOT_USER, thread_ts="1700000001.000100"),
-        message(ALLOWED, "1700000014.000100", "people talking, no mention, no thread"),
-        message("C_ELSEWHERE", "1700000015.000100", f"<@{BOT_USER}> What is the race to the top?", kind="app_mention"),
+        message(ALLOWED, mock.new_ts(), "<@U_NEW> has joined the channel", subtype="channel_join"),
+        message(ALLOWED, mock.new_ts(), "people talking, no mention, no thread"),
+        message("C_ELSEWHERE", mock.new_ts(), f"<@{BOT_USER}> What is the race to the top?", kind="app_mention"),
     ]
     for n, event in enumerate(ignored):
         assert send_event(bot, mock, event, f"Ev_IGNORED_{n}").status_code == 200
     mock.queue("chat.postMessage", channel="D_ASKER", status=429, error="ratelimited", retry_after=1)
-    dm = message("D_ASKER", "1700000020.000100", "克里斯·欧拉如何看待神经网络之美？")
+    dm = message("D_ASKER", mock.new_ts(), "克里斯·欧拉如何看待神经网络之美？")
     assert send_event(bot, mock, dm, "Ev_DM").status_code == 200
 
     answer = answers_in(mock, "D_ASKER", None)  # in the DM itself, not a thread
@@ -206,7 +211,7 @@ def test_direct_message_survives_a_429_and_ignored_messages_get_nothing(bot, moc
 
 
 def test_markup_in_passages_and_questions_is_escaped(bot, mock):
-    asked = "1700000030.000100"
+    asked = mock.new_ts()
     mention = message(ALLOWED, asked, f"<@{BOT_USER}> <!channel> What did Askell say about the office parrot?",
                       kind="app_mention")
     assert send_event(bot, mock, mention, "Ev_MARKUP").status_code == 200
@@ -242,7 +247,7 @@ def test_slash_command_answers_in_a_thread_and_thumbs_record_feedback(bot, mock)
 
 
 def test_unsigned_forged_and_stale_requests_are_rejected(bot, mock):
-    event = message(ALLOWED, "1700000040.000100", f"<@{BOT_USER}> What is the race to the top?", kind="app_mention")
+    event = message(ALLOWED, mock.new_ts(), f"<@{BOT_USER}> What is the race to the top?", kind="app_mention")
     body = event_body(event, "Ev_FORGED")
     assert signed_post(bot, body, "application/json", sign=False).status_code == 401
     assert signed_post(bot, body, "application/json", secret="0" * 32).status_code == 401
@@ -252,10 +257,10 @@ def test_unsigned_forged_and_stale_requests_are_rejected(bot, mock):
 
 
 def test_a_failure_is_apologised_for_with_a_request_id_and_tokens_never_logged(bot, mock):
-    thread = "1700000050.000100"
+    thread = mock.new_ts()
     mock.add_message(ALLOWED, thread, "An earlier question", "U_ASKER")
     mock.queue("conversations.replies", channel=ALLOWED, error="internal_error")
-    mention = message(ALLOWED, "1700000051.000100", f"<@{BOT_USER}> and Olah?", kind="app_mention", thread_ts=thread)
+    mention = message(ALLOWED, mock.new_ts(), f"<@{BOT_USER}> and Olah?", kind="app_mention", thread_ts=thread)
     assert send_event(bot, mock, mention, "Ev_FAILS").status_code == 200
     apology = mock.wait_for(lambda: [c for c in mock.calls_to("chat.postMessage", channel=ALLOWED, thread_ts=thread)])
     request_id = re.search(r"request id `(\w+)`", apology[0].params["text"]).group(1)
@@ -326,9 +331,10 @@ def test_a_streaming_llm_answer_is_shown_progressively_at_a_limited_rate(pipelin
             "data_dir": tmp_path, "slack_bot_token": SecretStr(BOT_TOKEN), "slack_api_url": mock.url,
             "slack_update_interval": 0.4})
         bot = SlackBot(pipe, settings, http=True)
+        asked = mock.new_ts()
         bot.answer(bot.app.client, BoltContext(bot_user_id=BOT_USER), ALLOWED, "What did Askell say about sycophancy?",
-                   thread_ts="1700000060.000100", asked_ts="1700000060.000100")
-    placeholder = next(m["ts"] for m in mock.messages if m.get("thread_ts") == "1700000060.000100")
+                   thread_ts=asked, asked_ts=asked)
+    placeholder = next(m["ts"] for m in mock.messages if m.get("thread_ts") == asked)
     updates = mock.calls_to("chat.update", channel=ALLOWED, ts=placeholder)
     drafts, final = updates[:-1], text_of(updates[-1].params["blocks"])
     assert len(drafts) >= 2 and all("writing" in text_of(c.params["blocks"]) for c in drafts)
