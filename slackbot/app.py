@@ -10,6 +10,7 @@ and decides only Slack matters: whom to answer, where, and how often to update.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import uuid
@@ -28,7 +29,7 @@ from rag.models import Answer
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 
-from .blocks import (FEEDBACK_ACTION, THINKING, answer_messages, draft_blocks, escape, from_slack,
+from .blocks import (FEEDBACK_ACTION, NOTIFICATION_CHARS, THINKING, answer_messages, draft_blocks, escape, from_slack,
                      notification_text, section)
 from .state import SharedState
 
@@ -38,6 +39,8 @@ HISTORY_MESSAGES = 10  # the thread's latest turns given to the pipeline as hist
 ANSWERED_SUBTYPES = {None, "thread_broadcast"}  # edits, deletions, joins, bot posts… are not questions
 NOT_ENABLED = "I'm not enabled in this channel."
 USAGE = "Ask a question after the command, e.g. `/ask What did Askell say about sycophancy?`"
+ASKED = "<@{user}> asked: {question}"  # the bot's post of an /ask question, opening its thread
+_ASKED = re.compile(r"<@\w+> asked: (?P<question>.*)", re.S)
 
 
 def apology(request_id: str) -> str:
@@ -115,7 +118,7 @@ class SlackBot:
         replies = None
         if thread and not in_dm:
             try:
-                replies = self.thread(client, channel, thread)
+                replies = self.thread_messages(client, channel, thread)
             except SlackApiError:
                 log.exception("could not read thread %s in %s", thread, channel)
                 return
@@ -136,7 +139,7 @@ class SlackBot:
             return
         ack(f"Looking that up: {escape(question)}")
         try:
-            parent = client.chat_postMessage(channel=channel, text=f"<@{user}> asked: {escape(question)}")
+            parent = client.chat_postMessage(channel=channel, text=ASKED.format(user=user, question=escape(question)))
         except SlackApiError as exc:
             log.warning("/ask: cannot post in %s: %s", channel, exc.response.get("error"))
             client.chat_postEphemeral(channel=channel, user=user,
@@ -163,19 +166,22 @@ class SlackBot:
 
     # ------------------------------------------------------------------ answering
 
-    def thread(self, client: WebClient, channel: str, thread_ts: str) -> list[dict]:
+    def thread_messages(self, client: WebClient, channel: str, thread_ts: str) -> list[dict]:
         return client.conversations_replies(channel=channel, ts=thread_ts, limit=200)["messages"]
 
     def history(self, replies: Sequence[dict], asked_ts: str, context: BoltContext) -> list[ChatMessage]:
-        """The thread's turns before the question: people's as "user", the bot's as "assistant"."""
+        """The thread's turns before the question: people's as "user", the bot's as "assistant"
+        (its post of an /ask question is the asker's turn)."""
         turns = []
         for message in replies:
             own = self._is_own(message, context)
             if float(message["ts"]) >= float(asked_ts) or (message.get("bot_id") and not own):
                 continue
-            content = from_slack(message.get("text", ""), context.bot_user_id)
-            if content:
-                turns.append({"role": "assistant" if own else "user", "content": content})
+            text, role = message.get("text", ""), "assistant" if own else "user"
+            if own and (asked := _ASKED.fullmatch(text)):
+                text, role = asked["question"], "user"
+            if content := from_slack(text, context.bot_user_id):
+                turns.append({"role": role, "content": content})
         return turns[-HISTORY_MESSAGES:]
 
     def answer(self, client: WebClient, context: BoltContext, channel: str, question: str, *, thread_ts: str | None,
@@ -187,7 +193,7 @@ class SlackBot:
         placeholder = None
         try:
             if read_thread and replies is None:
-                replies = self.thread(client, channel, thread_ts)
+                replies = self.thread_messages(client, channel, thread_ts)
             history = self.history(replies or [], asked_ts, context)
             placeholder = client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=THINKING,
                                                   blocks=[section(THINKING)])["ts"]
@@ -215,7 +221,7 @@ class SlackBot:
                 if isinstance(event, TextDelta):
                     draft = event.text if event.replace else draft + event.text
                     if time.monotonic() - shown_at >= self.settings.slack_update_interval:
-                        client.chat_update(channel=channel, ts=ts, text=escape(draft[-3000:]),
+                        client.chat_update(channel=channel, ts=ts, text=escape(draft[-NOTIFICATION_CHARS:]),
                                            blocks=draft_blocks(draft))
                         shown_at = time.monotonic()
         raise RuntimeError("answer stream ended without an answer")

@@ -221,16 +221,21 @@ def test_markup_in_passages_and_questions_is_escaped(bot, mock):
     assert "<@U0ADMIN>" not in outgoing and "<!" not in outgoing and "<@" not in outgoing.replace("<@U_ASKER>", "")
 
 
-def test_slash_command_answers_in_a_thread_and_thumbs_record_feedback(bot, mock):
-    form = urlencode({"command": "/ask", "text": "What is the race to the top?", "channel_id": ALLOWED,
+def test_slash_command_answers_in_a_thread_that_takes_follow_ups_and_thumbs_record_feedback(bot, mock):
+    form = urlencode({"command": "/ask", "text": "What did Olah say about the beauty of neural networks?", "channel_id": ALLOWED,
                       "user_id": "U_ASKER", "team_id": TEAM, "trigger_id": "1.2.3", "api_app_id": "A1",
                       "response_url": mock.url + "response"}).encode()
     acknowledged = signed_post(bot, form, "application/x-www-form-urlencoded")
     assert acknowledged.status_code == 200 and "Looking that up" in acknowledged.text
     asked = mock.wait_for(lambda: [c for c in mock.calls_to("chat.postMessage", channel=ALLOWED)
-                                   if "asked: What is the race to the top?" in c.params.get("text", "")])
+                                   if "asked: What did Olah say about the beauty" in c.params.get("text", "")])
     parent = next(m["ts"] for m in mock.messages if m["text"] == asked[0].params["text"])
     answer = answers_in(mock, ALLOWED, parent)[0]
+    follow_up = message(ALLOWED, mock.new_ts(), "and Askell?", thread_ts=parent)
+    assert send_event(bot, mock, follow_up, "Ev_ASK_FOLLOW_UP").status_code == 200
+    both = mock.wait_for(lambda: len(found := answers_in(mock, ALLOWED, parent)) == 2 and found)
+    _, footer = sources_and_footer(both[1]["blocks"])
+    assert re.search(r"searched as “.*Askell.*beauty", footer), footer  # the /ask question was the history
     button = next(b for b in answer["blocks"] if b["type"] == "actions")["elements"][0]
     click = {"type": "block_actions", "team": {"id": TEAM}, "user": {"id": "U_ASKER"}, "api_app_id": "A1",
              "channel": {"id": ALLOWED}, "container": {"type": "message", "message_ts": answer["ts"]},
@@ -242,7 +247,8 @@ def test_slash_command_answers_in_a_thread_and_thumbs_record_feedback(bot, mock)
     thanks = mock.wait_for(lambda: mock.calls_to("chat.postEphemeral", channel=ALLOWED, user="U_ASKER"))
     assert "recorded" in thanks[0].params["text"] and thanks[0].params["thread_ts"] == parent
     vote = json.loads((bot["data_dir"] / "feedback.jsonl").read_text().splitlines()[-1])
-    assert (vote["interface"], vote["vote"], vote["question"]) == ("slack", "up", "What is the race to the top?")
+    assert (vote["interface"], vote["vote"], vote["question"]) == (
+        "slack", "up", "What did Olah say about the beauty of neural networks?")
     assert vote["citations"]
 
 
