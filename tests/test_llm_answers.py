@@ -17,10 +17,9 @@ from pydantic import SecretStr
 from rag.errors import ConfigError
 from rag.events import Completed, Retrieved, TextDelta
 from rag.factory import build_pipeline
-from rag.pipeline import Pipeline
 
 from tests.conftest import free_port
-from tests.llm_servers import FakeAnthropic, LlamaServer, SilentServer, smollm2_gguf
+from tests.llm_servers import FakeAnthropic, LlamaServer, SilentServer, llm_pipeline, smollm2_gguf
 
 RLHF = "Compare what Askell and Amodei said about RLHF"
 SYCOPHANCY = "What did Askell say about sycophancy?"
@@ -31,14 +30,6 @@ def llama_server():
     server = LlamaServer(free_port()).start()
     yield server
     server.stop()
-
-
-def llm_pipeline(pipeline: Pipeline, **llm) -> Pipeline:
-    """The session's index and embedder with another answerer: only the LLM settings differ."""
-    settings = pipeline.settings.model_copy(update={"llm_max_tokens": 120, "llm_query_expansion": False, **llm})
-    other = build_pipeline(settings)
-    other.index, other.embedder, other.retriever = pipeline.index, pipeline.embedder, pipeline.retriever
-    return other
 
 
 def assert_checked(answer) -> None:

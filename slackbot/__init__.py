@@ -1,0 +1,1 @@
+"""The Slack bot (`rag slack`): a `rag.commands` plugin, so `rag/` imports nothing from here."""
