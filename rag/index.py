@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from functools import cache, cached_property
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ from threadpoolctl import ThreadpoolController
 from vectorstore.chroma import ChromaIndex
 from vectorstore.lexical import BM25Index
 
+from .caching import shared_cached_property
 from .lexicon import dictionary_bridge, english_glosses, tokenize
 from .models import Chunk
 
@@ -40,15 +41,15 @@ class CorpusIndex:
         self.store = store
         self.lexical_path = lexical_path
 
-    @cached_property
+    @shared_cached_property
     def chunks(self) -> dict[str, Chunk]:
         return {c.id: c for c in self.store.all_chunks()}
 
-    @cached_property
+    @shared_cached_property
     def sources(self) -> frozenset[str]:
         return frozenset(c.source for c in self.chunks.values())
 
-    @cached_property
+    @shared_cached_property
     def lexical(self) -> BM25Index:
         ids = sorted(self.chunks)
         loaded = BM25Index.load(self.lexical_path, ids)
@@ -69,18 +70,18 @@ class CorpusIndex:
         built.save(self.lexical_path)
         return built
 
-    @cached_property
+    @shared_cached_property
     def monolingual_vocabulary(self) -> frozenset[str]:
         """Tokens of the single-language files (everything but the bilingual transcript)."""
         return frozenset(self.lexical.extras.get("monolingual", ()))
 
-    @cached_property
+    @shared_cached_property
     def glossed(self) -> BM25Index:
         """BM25 over the English glosses of each Chinese chunk (empty for the bilingual file)."""
         lexical = self.lexical
         return BM25Index(lexical.ids, lexical.extras.get("gloss_docs") or [[] for _ in lexical.ids])
 
-    @cached_property
+    @shared_cached_property
     def _matrix(self) -> tuple[list[str], dict[str, int], np.ndarray]:
         ids = sorted(self.chunks)
         vectors = self.store.vectors(ids)
@@ -92,7 +93,7 @@ class CorpusIndex:
         _, row, matrix = self._matrix
         return {i: matrix[row[i]] for i in ids if i in row}
 
-    @cached_property
+    @shared_cached_property
     def _windows(self) -> tuple[np.ndarray, np.ndarray]:
         """Window vectors and, for each, the row of its chunk in `_matrix`."""
         _, row, _ = self._matrix
@@ -121,7 +122,7 @@ class CorpusIndex:
         hits = [(ids[i], float(scores[i])) for i in order if allowed is None or allowed(self.chunks[ids[i]])]
         return hits[:n]
 
-    @cached_property
+    @shared_cached_property
     def _plain_text(self) -> str:
         texts = (t for c in self.chunks.values() for t in (c.text, c.parallel_text or ""))
         return re.sub(r"\s+", " ", "\n".join(texts)).lower()
@@ -136,7 +137,7 @@ class CorpusIndex:
                      "_plain_text"):
             self.__dict__.pop(name, None)
 
-    @cached_property
+    @shared_cached_property
     def by_turn(self) -> dict[tuple[str, int], list[Chunk]]:
         by_turn: dict[tuple[str, int], list[Chunk]] = {}
         for c in self.chunks.values():

@@ -13,10 +13,10 @@ import time
 import unicodedata
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
-from functools import cached_property
 from pathlib import Path
 
 from .answering import NOT_COVERED, Answerer, ExtractiveAnswerer, abstention
+from .caching import shared_cached_property
 from .citations import StreamGuard
 from .embeddings import Embedder
 from .errors import UserError
@@ -110,18 +110,20 @@ class Pipeline:
 
     # ------------------------------------------------------------------ questions
 
-    def search(self, question: str, k: int | None = None, speaker: str | None = None) -> SearchResult:
+    def search(self, question: str, k: int | None = None, speaker: str | None = None,
+               source: str | None = None) -> SearchResult:
+        """`speaker` keeps one person's words, `source` one document (a file name of the index)."""
         self._ready()
-        return self.retriever.search(clean_question(question), k or self.settings.top_k, speaker)
+        return self.retriever.search(clean_question(question), k or self.settings.top_k, speaker, source)
 
     def ask_stream(self, question: str, history: Sequence[ChatMessage] = (), k: int | None = None,
-                   speaker: str | None = None) -> Iterator[Event]:
+                   speaker: str | None = None, source: str | None = None) -> Iterator[Event]:
         """Retrieved, then TextDeltas, then Completed (see `rag.events`)."""
         question = clean_question(question)
         started = time.perf_counter()
         searched, rewritten_by = self.condenser.condense(question, history)
         condensed = time.perf_counter()
-        result = self.search(searched, k, speaker)
+        result = self.search(searched, k, speaker, source)
         result.plan.rewritten_by = rewritten_by
         timings = {"condense": (condensed - started) * 1000, "retrieval": _ms(condensed)}
         yield Retrieved(question, result, timings)
@@ -131,8 +133,8 @@ class Pipeline:
             yield event
 
     def ask(self, question: str, history: Sequence[ChatMessage] = (), k: int | None = None,
-            speaker: str | None = None) -> Answer:
-        return final_answer(self.ask_stream(question, history, k, speaker))
+            speaker: str | None = None, source: str | None = None) -> Answer:
+        return final_answer(self.ask_stream(question, history, k, speaker, source))
 
     def answer(self, result: SearchResult, question: str | None = None) -> Answer:
         """Answer from passages already retrieved (the eval feeds other retrievers' results here)."""
@@ -203,7 +205,7 @@ class Pipeline:
         timings[prefix + "verification"] = _ms(generated)
         return verified
 
-    @cached_property
+    @shared_cached_property
     def support(self) -> SupportChecker:
         """The citation check, built on first use from the index (its bridge, its sentences)."""
         bridge = self.index.lexical.extras.get("bridge", {})
