@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     llm_threads: int | None = Field(default=None, ge=1, description="llamacpp CPU threads (default: all).")
     llm_context_window: int = Field(default=4096, ge=512, description="llamacpp context size (n_ctx).")
 
+    # Web chat (`rag serve`)
+    web_auth: SecretStr | None = Field(default=None, description="user:password for basic auth; off when unset.")
+    web_concurrency: int = Field(
+        default=4, ge=1, le=64, description="Questions answered at once; the rest wait in the queue (bench/bench_web.py)."
+    )
+
     @property
     def chroma_path(self) -> Path:
         return self.data_dir / "chroma"

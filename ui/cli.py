@@ -45,10 +45,12 @@ def serve(host: str, port: int) -> None:
 
     from .app import build_app, launch
 
-    app = build_app(pipe)
     try:
+        app = build_app(pipe)
         # quiet: Gradio's own banner suggests share links, and there is no internet here
-        launch(app, host, port, quiet=True, prevent_thread_lock=True)
+        launch(app, pipe, host, port, quiet=True, prevent_thread_lock=True)
+    except UserError as exc:  # e.g. a malformed RAG_WEB_AUTH
+        raise click.ClickException(str(exc)) from exc
     except OSError as exc:  # taken between our check and Gradio's bind
         if "port" in str(exc).lower():
             raise _busy(host, port) from exc
