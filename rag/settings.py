@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     # Web chat (`rag serve`)
     web_auth: SecretStr | None = Field(default=None, description="user:password for basic auth; off when unset.")
     web_concurrency: int = Field(
-        default=4, ge=1, le=64, description="Questions answered at once; the rest wait in the queue (bench/bench_web.py)."
+        default=2, ge=1, le=64, description="Questions answered at once; the rest wait in the queue (bench/bench_web.py)."
     )
 
     @property
