@@ -312,8 +312,11 @@ def build_app(pipeline: Pipeline) -> gr.Blocks:
                    again.click(ask_again, [chatbot, turns, *filters], outputs, **hidden)]
         running += [b.click(ask, [b, chatbot, turns, *filters], outputs, **hidden) for b in examples]
         stop.click(None, cancels=running, api_visibility="private")
-        clear.click(lambda: ([], "", NO_SOURCES, [], ""), None, [*outputs, status], api_visibility="private",
-                    cancels=running)
+        def forget():
+            return [], "", NO_SOURCES, [], ""
+
+        clear.click(forget, None, [*outputs, status], api_visibility="private", cancels=running)
+        chatbot.clear(forget, None, [*outputs, status], api_visibility="private", cancels=running)  # its 🗑 icon
         chatbot.like(rate, [turns, comment], [status, comment], api_visibility="private")
 
         def chat(question: str, history: list[dict] | None = None, speaker: str | None = None,
