@@ -15,12 +15,11 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-
-import httpx
 
 QUESTIONS = [
     "What did Askell say about sycophancy?",
@@ -42,27 +41,28 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(limit: int, timeout: float = 180):
-    """`rag serve` on a free local port with this concurrency limit, until the block ends."""
+def served(env: dict[str, str] | None = None, timeout: float = 300):
+    """`rag serve` in its own process on a free local port, yielding its URL once the index is
+    ready (it says "Index ready" on stderr); stopped when the block ends. The tests use it too."""
     port = free_port()
-    env = {**os.environ, "RAG_WEB_CONCURRENCY": str(limit), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     server = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}/"
+    watchdog = threading.Timer(timeout, server.kill)
+    watchdog.start()
+    log: list[str] = []
     try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                raise RuntimeError(f"rag serve exited: {server.stderr.read()[-2000:]}")
-            try:
-                if httpx.get(url + "config", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            raise RuntimeError("rag serve did not start in time")
-        yield url
+        for line in server.stderr:
+            log.append(line)
+            if line.startswith(("Index ready", "Index not usable")):
+                break
+        watchdog.cancel()
+        if server.poll() is not None or not log[-1].startswith("Index ready"):
+            raise RuntimeError(f"rag serve did not get ready in {timeout:.0f} s:\n{''.join(log)[-3000:]}")
+        threading.Thread(target=server.stderr.read, daemon=True).start()  # keep draining: a full pipe blocks the server
+        yield f"http://127.0.0.1:{port}/"
     finally:
+        watchdog.cancel()
         server.terminate()
         server.wait(timeout=30)
 
@@ -86,7 +86,7 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def run(limit: int, clients: int) -> dict:
-    with served(limit) as url:
+    with served({"RAG_WEB_CONCURRENCY": str(limit)}) as url:
         one_chat(url, QUESTIONS[0])  # warm: lazily built index views and the citation check
         started = time.perf_counter()
         with ThreadPoolExecutor(clients) as pool:

@@ -11,6 +11,7 @@ index recipe (`chunking.INDEX_RECIPE`): chunks stored by older code have other i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from .embeddings import Embedder
 from .index import CorpusIndex, searchable_text
 from .models import Chunk
 from .parsing import IngestError, iter_text_files, parse_file
+
+Progress = Callable[[int, int], None]  # (texts embedded so far, texts to embed): a web page's progress bar
 
 
 @dataclass
@@ -44,6 +47,7 @@ def ingest(
     embedder: Embedder,
     chunk_tokens: int,
     show_progress: bool = True,
+    on_progress: Progress | None = None,
 ) -> IngestReport:
     index.store.claim(embedder.name)
     report = IngestReport()
@@ -75,7 +79,7 @@ def ingest(
         stale.extend(held - wanted)
         report.unchanged += len(held & wanted)
 
-    _embed_and_store(index, embedder, new, show_progress)
+    _embed_and_store(index, embedder, new, show_progress, on_progress)
     if stale:
         index.store.delete(stale)
     for source in planned:
@@ -85,7 +89,8 @@ def ingest(
     return report
 
 
-def reembed_outdated(index: CorpusIndex, embedder: Embedder, show_progress: bool = True) -> IngestReport | None:
+def reembed_outdated(index: CorpusIndex, embedder: Embedder, show_progress: bool = True,
+                     on_progress: Progress | None = None) -> IngestReport | None:
     """Re-embed the chunks that older code stored (another `INDEX_RECIPE`, so another id).
 
     They are rebuilt from their own stored fields, so files ingested from anywhere are
@@ -96,19 +101,28 @@ def reembed_outdated(index: CorpusIndex, embedder: Embedder, show_progress: bool
         return None
     index.store.check_embedder(embedder.name)
     renewed = [replace(c, id=current_id(c)) for c in outdated]
-    _embed_and_store(index, embedder, renewed, show_progress)
+    _embed_and_store(index, embedder, renewed, show_progress, on_progress)
     index.store.delete([c.id for c in outdated])
     index.refresh()
     return IngestReport(files=sorted({c.source for c in outdated}), added=len(renewed), removed=len(outdated))
 
 
-def _embed_and_store(index: CorpusIndex, embedder: Embedder, new: list[Chunk], show_progress: bool) -> None:
+def _embed_and_store(index: CorpusIndex, embedder: Embedder, new: list[Chunk], show_progress: bool,
+                     on_progress: Progress | None = None) -> None:
     """Embed new chunks and their sentence windows; store the windows first."""
     if not new:
         return
     windows = [(c, w) for c in new for w in sentence_windows(c)]
-    with tqdm(total=len(new) + len(windows), desc="Embedding", unit="passage", disable=not show_progress) as bar:
-        window_vectors = embedder.encode_documents([w for _, w in windows], progress=bar.update)
-        vectors = embedder.encode_documents([searchable_text(c) for c in new], progress=bar.update)
+    total, done = len(new) + len(windows), 0
+    with tqdm(total=total, desc="Embedding", unit="passage", disable=not show_progress) as bar:
+        def step(count: int) -> None:
+            nonlocal done
+            done += count
+            bar.update(count)
+            if on_progress:
+                on_progress(done, total)
+
+        window_vectors = embedder.encode_documents([w for _, w in windows], progress=step)
+        vectors = embedder.encode_documents([searchable_text(c) for c in new], progress=step)
     index.store.add_windows([owner for owner, _ in windows], window_vectors, [w for _, w in windows])
     index.store.add(new, vectors, [c.text for c in new])

@@ -23,7 +23,7 @@ from .errors import UserError
 from .events import Completed, Event, Retrieved, TextDelta
 from .followups import ChatMessage, Condenser
 from .index import CorpusIndex
-from .ingest import IngestReport, ingest, reembed_outdated
+from .ingest import IngestReport, Progress, ingest, reembed_outdated
 from .llm import describe_failure
 from .models import Answer, SearchResult
 from .retrieval import HybridRetriever
@@ -88,19 +88,20 @@ class Pipeline:
 
     # ------------------------------------------------------------------ index
 
-    def ingest(self, paths: list[Path] | None = None, rebuild: bool = False, show_progress: bool = True) -> IngestReport:
+    def ingest(self, paths: list[Path] | None = None, rebuild: bool = False, show_progress: bool = True,
+               on_progress: Progress | None = None) -> IngestReport:
         with _store_errors():
             if rebuild:
                 self.index.store.reset()
                 self.index.refresh()
             return ingest(paths or list(self.settings.corpus), self.index, self.embedder,
-                          self.settings.chunk_tokens, show_progress)
+                          self.settings.chunk_tokens, show_progress, on_progress)
 
-    def ensure_ingested(self, show_progress: bool = True) -> IngestReport | None:
+    def ensure_ingested(self, show_progress: bool = True, on_progress: Progress | None = None) -> IngestReport | None:
         """Build the index from the configured corpus on first use; renew what older code stored."""
         if self.index.store.count():
-            return reembed_outdated(self.index, self.embedder, show_progress)
-        return self.ingest(show_progress=show_progress)
+            return reembed_outdated(self.index, self.embedder, show_progress, on_progress)
+        return self.ingest(show_progress=show_progress, on_progress=on_progress)
 
     def _ready(self) -> None:
         with _store_errors():

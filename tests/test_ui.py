@@ -13,20 +13,17 @@ import os
 import re
 import shutil
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import httpx
 import pytest
 from pydantic import SecretStr
 
+from bench.bench_web import served
+from rag.errors import UserError
 from rag.feedback import feedback_path, read_feedback
 from rag.settings import PROJECT_ROOT, Settings
-from tests.conftest import free_port
-from ui.app import NO_SOURCES, SEARCH, THINKING, WRITING, public_settings, respond, retry, vote, web_auth
+from ui.app import NO_SOURCES, SEARCH, THINKING, WRITING, Indexing, public_settings, respond, retry, vote, web_auth
 from ui.render import answer_markdown, escape_markdown, passage_card
 
 ASKELL = "What did Askell say about sycophancy?"
@@ -169,6 +166,28 @@ def test_the_chat_mounts_in_a_fastapi_app(pipeline):
         assert any(d.get("api_name") == "chat" for d in client.get("/interviews/config").json()["dependencies"])
 
 
+def test_first_run_indexing_reports_progress_then_readiness_or_the_reason():
+    indexing = Indexing()
+    assert indexing.message() == "_Preparing the index…_"
+    indexing.progress(340, 1200)
+    assert "340 of 1,200 passages embedded (28%)" in indexing.message()
+
+    class Indexed:
+        def ensure_ingested(self, show_progress, on_progress):
+            on_progress(1200, 1200)
+
+    indexing.run(Indexed())
+    assert indexing.message() == ""
+
+    class Unusable:
+        def ensure_ingested(self, show_progress, on_progress):
+            raise UserError("The index was built with another embedder.")
+
+    failed = Indexing()
+    failed.run(Unusable())
+    assert failed.message() == "⚠️ The index is not usable: The index was built with another embedder."
+
+
 def test_serve_refuses_a_busy_port_before_building_anything():
     from click.testing import CliRunner
 
@@ -189,25 +208,8 @@ def test_serve_refuses_a_busy_port_before_building_anything():
 @pytest.fixture(scope="module")
 def server_url(pipeline, data_dir):
     """`rag serve` in its own process, as a user starts it, on the session's index."""
-    port = free_port()
-    env = {**os.environ, "RAG_DATA_DIR": str(data_dir), "PYTHONPATH": str(PROJECT_ROOT)}
-    server = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert server.poll() is None, f"rag serve exited: {server.stderr.read()[-3000:]}"
-            assert time.monotonic() < deadline, "rag serve did not start within 180 s"
-            try:
-                if httpx.get(url + "config", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
+    with served({"RAG_DATA_DIR": str(data_dir)}) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from html import escape
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -92,6 +93,50 @@ document.addEventListener("click", (event) => {
 
 Message = dict  # {"role": "user" | "assistant", "content": str}, Gradio's messages format
 Turn = dict  # one question: {"question", "start" (its index in the chat), "history", "answer" (JSON), "html"}
+
+
+# ---------------------------------------------------------------------------- first-run indexing
+
+
+class Indexing:
+    """The index built (or renewed) in the background after the server starts, so a first run
+    shows a progress line instead of a page that does not load for minutes."""
+
+    def __init__(self):
+        self.done = self.total = 0
+        self.finished = threading.Event()
+        self.error: str | None = None
+
+    def progress(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+
+    def run(self, pipeline: Pipeline) -> None:
+        try:
+            report = pipeline.ensure_ingested(show_progress=True, on_progress=self.progress)
+            if report:
+                log.warning("%s", report.summary())
+        except UserError as exc:
+            self.error = str(exc)
+        except Exception as exc:  # the log has the traceback; the page says it failed
+            log.exception("indexing failed")
+            self.error = f"indexing failed ({type(exc).__name__}); see the server log"
+        finally:
+            self.finished.set()
+
+    def message(self) -> str:
+        """What the page says until questions can be answered; "" once they can."""
+        if self.error:
+            return f"⚠️ The index is not usable: {draft_markdown(self.error)}"
+        if self.finished.is_set():
+            return ""
+        if not self.total:
+            return "_Preparing the index…_"
+        return (f"⏳ Indexing the interviews for the first time: {self.done:,} of {self.total:,} passages embedded "
+                f"({100 * self.done // self.total}%). Questions can be asked when it is done.")
+
+
+READY = Indexing()
+READY.finished.set()
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -254,12 +299,16 @@ def concurrency_limit(pipeline: Pipeline) -> int:
     return 1 if pipeline.settings.llm == "llamacpp" else pipeline.settings.web_concurrency
 
 
-def build_app(pipeline: Pipeline) -> gr.Blocks:
-    """The chat page. Serve it with `launch()` or `mount()` so queue, theme, CSS and script come along."""
+def build_app(pipeline: Pipeline, indexing: Indexing = READY) -> gr.Blocks:
+    """The chat page. Serve it with `launch()` or `mount()` so queue, theme, CSS and script come along.
+
+    `indexing`: the index being built in the background; questions wait for it."""
     limit = dict(concurrency_id="pipeline", concurrency_limit=concurrency_limit(pipeline))
 
     with gr.Blocks(title="Interview Q&A: Anthropic and Claude") as app:
         gr.Markdown(HEADER)
+        banner = gr.Markdown(indexing.message(), elem_id="indexing")
+        ticker = gr.Timer(1.0, active=bool(indexing.message()))
         turns = gr.State([])
         with gr.Row():
             with gr.Column(scale=3):
@@ -300,10 +349,20 @@ def build_app(pipeline: Pipeline) -> gr.Blocks:
         hidden = dict(api_visibility="private", **limit)
 
         def ask(text, history, state, *options):
+            if waiting := indexing.message():
+                yield [*history, {"role": "assistant", "content": waiting}], text, sources_html(state), state
+                return
             yield from respond(pipeline, text, history, state, *options)
 
         def ask_again(history, state, *options):
-            yield from retry(pipeline, history, state, *options)
+            if not indexing.message():
+                yield from retry(pipeline, history, state, *options)
+
+        def poll():
+            waiting = indexing.message()
+            return waiting, gr.Timer(active=not indexing.finished.is_set()), gr.Dropdown(choices=document_choices(pipeline))
+
+        ticker.tick(poll, None, [banner, ticker, source], api_visibility="private")
 
         def rate(state, note, data: gr.LikeData, request: gr.Request):
             return vote(pipeline, state, note, data.liked, data.index, getattr(request, "username", None))
@@ -323,6 +382,8 @@ def build_app(pipeline: Pipeline) -> gr.Blocks:
                  source: str | None = None, k: int | None = None) -> dict:
             """Answer a question (with the conversation so far as [{"role", "content"}, …]); returns
             the answer as `rag ask --json` prints it: text with [n] markers, citations, claims."""
+            if waiting := indexing.message():
+                raise gr.Error(waiting)
             return chat_api(pipeline, question, history, speaker, source, k)
 
         gr.api(chat, api_name="chat", **limit)
