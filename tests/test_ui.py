@@ -78,6 +78,13 @@ def test_follow_up_is_searched_with_the_earlier_question(pipeline):
     assert turns[1]["answer"]["citations"] == expected.to_json()["citations"]
 
 
+@pytest.mark.xfail(strict=True, reason="retrieval: the speaker named in a question is boosted, not required, and "
+                   "Dario's RLHF passages outrank Askell's (and Askell's sycophancy ones outrank Amodei's)")
+def test_follow_up_is_answered_from_the_person_it_names(pipeline):
+    history = [{"role": "user", "content": DARIO_RLHF}, {"role": "assistant", "content": pipeline.ask(DARIO_RLHF).text}]
+    assert {c.passage.chunk.speaker for c in pipeline.ask(FOLLOW_UP, history).citations} == {"Amanda Askell"}
+
+
 def test_plain_search_lists_ranked_passages_with_filters(pipeline):
     expected = pipeline.search("sycophancy", 5, speaker="Lex Fridman")
     *_, (chat, _, panel, turns) = run(pipeline, "sycophancy", mode=SEARCH, speaker="Lex Fridman")
