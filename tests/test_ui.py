@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import pytest
 from pydantic import SecretStr
 
-from bench.bench_web import served
+from bench.bench_web import free_port, served
 from rag.errors import UserError
 from rag.feedback import feedback_path, read_feedback
 from rag.settings import PROJECT_ROOT, Settings
@@ -93,6 +93,43 @@ def test_plain_search_lists_ranked_passages_with_filters(pipeline):
     source = expected.passages[0].chunk.source
     *_, (_, _, panel, _) = run(pipeline, "sycophancy", mode=SEARCH, source=source)
     assert panel.count(f"<code>{source}</code>") == panel.count('class="source')
+
+
+def test_bilingual_passage_shows_the_english_original_beside_the_chinese(pipeline):
+    question = "What did Askell say at the Stanford office hours about prompting?"
+    cited = pipeline.ask(question).citations[0].passage.chunk
+    assert cited.parallel_text, "precondition: the answer cites the bilingual CS153 transcript"
+    *_, (_, _, panel, _) = run(pipeline, question)
+    card = panel.split('id="src-1-1"', 1)[1].split('<details class="context">', 1)[0]
+    chinese, english = card.split('<div class="col"')[1:3]
+    assert '<div class="lang">Chinese</div>' in chinese and '<div class="lang">English (original)</div>' in english
+    assert "<mark>" in english and "<mark>" not in chinese  # an English question quotes the original
+
+
+def test_a_failed_llm_shows_the_quoted_answer_under_a_notice(pipeline):
+    from tests.test_llm_answers import llm_pipeline
+
+    dead = llm_pipeline(pipeline, llm="openai", llm_base_url=f"http://127.0.0.1:{free_port()}/v1", llm_model="m",
+                        llm_max_retries=0)
+    *_, (chat, _, panel, turns) = run(dead, ASKELL)
+    assert turns[0]["answer"]["fallback"] and turns[0]["answer"]["backend"] == "extractive"
+    assert chat[-1]["content"].startswith("_") and "could not reach" in chat[-1]["content"]
+    assert "(#src-1-1)" in chat[-1]["content"] and "Fallback" in panel and "Traceback" not in chat[-1]["content"]
+
+
+def test_one_pipeline_answers_many_threads_at_once(settings):
+    """A fresh pipeline (every lazy view unbuilt) hit by six threads gives the sequential answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rag.factory import build_pipeline
+
+    questions = [ASKELL, DARIO_RLHF, OFF_TOPIC, "克里斯·欧拉如何看待神经网络之美？", "阿莫迪怎么看监管？", "scaling laws"]
+    shared = build_pipeline(settings)
+    with ThreadPoolExecutor(len(questions)) as pool:
+        together = list(pool.map(lambda q: shared.ask(q).to_json(), questions))
+    for question, answer in zip(questions, together):
+        alone = shared.ask(question).to_json()
+        assert (answer["answer"], answer["citations"]) == (alone["answer"], alone["citations"])
 
 
 @pytest.mark.parametrize("bad, message", [("", "The question is empty."), ("   \n", "The question is empty."),
