@@ -206,7 +206,7 @@ def respond(pipeline: Pipeline, question: str | None, history: list[Message] | N
     turns.append(turn)
     number = len(turns)
     reply: Message = {"role": "assistant", "content": THINKING}
-    history += [{"role": "user", "content": question}, reply]
+    history += [{"role": "user", "content": draft_markdown(question)}, reply]
     yield history, "", sources_html(turns), turns
 
     language = detect_language(question)
