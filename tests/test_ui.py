@@ -232,6 +232,26 @@ def test_first_run_indexing_reports_progress_then_readiness_or_the_reason():
     assert failed.message() == "⚠️ The index is not usable: The index was built with another embedder."
 
 
+def test_basic_auth_guards_the_page_and_the_api(pipeline):
+    import httpx
+    from gradio_client import Client
+
+    from ui.app import build_app, launch
+
+    guarded = copy.copy(pipeline)
+    guarded.settings = pipeline.settings.model_copy(update={"web_auth": SecretStr("ann:s3cret")})
+    app = build_app(guarded)
+    port = free_port()
+    launch(app, guarded, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        assert httpx.get(url + "config", timeout=10).status_code == 401
+        answer = Client(url, auth=("ann", "s3cret"), verbose=False).predict(ASKELL, api_name="/chat")
+        assert answer["citations"]
+    finally:
+        app.close(verbose=False)
+
+
 def test_serve_refuses_a_busy_port_before_building_anything():
     from click.testing import CliRunner
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from html import escape
 from collections.abc import Iterator
+from html import escape
 from urllib.parse import urlsplit, urlunsplit
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no network here; must precede the import

@@ -13,8 +13,8 @@ from html import escape
 from rag.answering import fallback_notice
 from rag.events import Retrieved
 from rag.lexicon import topic_terms
+from rag.models import Answer, Chunk, Passage, SearchResult
 from rag.prompts import load_phrases
-from rag.models import Answer, Chunk, Citation, Passage, SearchResult
 from rag.text import sentences
 
 LANGUAGE_NAMES = {"en": "English", "zh": "Chinese"}
