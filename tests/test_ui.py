@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from bench.bench_web import free_port, served
 from rag.errors import UserError
 from rag.feedback import feedback_path, read_feedback
+from rag.models import Answer
 from rag.settings import PROJECT_ROOT, Settings
 from ui.app import NO_SOURCES, SEARCH, THINKING, WRITING, Indexing, public_settings, respond, retry, vote, web_auth
 from ui.render import answer_markdown, escape_markdown, passage_card
@@ -75,6 +76,7 @@ def test_follow_up_is_searched_with_the_earlier_question(pipeline):
     expected = pipeline.ask(FOLLOW_UP, turns[1]["history"])
     assert expected.query.question == "What did Amanda Askell say about RLHF?"
     assert "What did Amanda Askell say about RLHF?" in panel and "follow-up rewritten by rule" in panel
+    assert chat[-1]["content"].startswith("_(searched as: What did Amanda Askell say about RLHF?)_")
     assert turns[1]["answer"]["citations"] == expected.to_json()["citations"]
 
 
@@ -184,7 +186,8 @@ def test_markup_in_corpus_or_model_text_is_shown_literally(pipeline):
     passage.shown_text = '<img src=x onerror="alert(1)"> **bold** & more'
     card = passage_card(passage, "src-1-1", "[1]", "en", ([], []), ["bold"])
     assert "<img" not in card and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in card
-    message = answer_markdown('See [here](http://evil.example) <script>x</script> [1]', 2)
+    injected = Answer("q", 'See [here](http://evil.example) <script>x</script> [1]', False, [], [])
+    message = answer_markdown(injected, 2)
     assert "[here](http" not in message and "<script>" not in message and "(#src-2-1)" in message
     assert escape_markdown("# title\n- item") == "\\# title\n\\- item"
 

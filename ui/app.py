@@ -233,7 +233,7 @@ def respond(pipeline: Pipeline, question: str | None, history: list[Message] | N
             elif isinstance(event, Completed):
                 answer = event.answer
                 turn["answer"] = answer.to_json()
-                reply["content"] = answer_markdown(answer.text, number, answer.fallback, language)
+                reply["content"] = answer_markdown(answer, number, language)
                 turn["html"] = cited_sources(pipeline, answer, number, language) + how_panel(retrieved, answer)
             yield history, "", sources_html(turns), turns
     except UserError as exc:

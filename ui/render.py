@@ -43,11 +43,15 @@ def draft_markdown(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 
-def answer_markdown(text: str, turn: int, fallback: str | None = None, language: str = "en") -> str:
-    """The answer as a chat message: each [n] becomes a link to passage n of this turn's sources."""
-    body = _MARKER.sub(lambda m: f"[\\[{m.group(1)}\\]](#{source_anchor(turn, int(m.group(1)))})", draft_markdown(text))
-    if fallback:
-        body = f"_{escape_markdown(fallback_notice(fallback, language))}_\n\n{body}"
+def answer_markdown(answer: Answer, turn: int, language: str = "en") -> str:
+    """The answer as a chat message: each [n] becomes a link to passage n of this turn's sources;
+    a rewritten follow-up says how it was searched, a fallback says why (like `rag chat`)."""
+    body = _MARKER.sub(lambda m: f"[\\[{m.group(1)}\\]](#{source_anchor(turn, int(m.group(1)))})",
+                       draft_markdown(answer.text))
+    if answer.fallback:
+        body = f"_{escape_markdown(fallback_notice(answer.fallback, language))}_\n\n{body}"
+    if answer.query and answer.query.rewritten_by:
+        body = f"_(searched as: {escape_markdown(answer.query.question)})_\n\n{body}"
     return body
 
 
