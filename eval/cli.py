@@ -146,7 +146,7 @@ def eval_group(ctx: click.Context, out: Path | None, limit: int | None, filters:
                compare: tuple[Path, Path] | None, questions_path: Path, labels_path: Path, quiet: bool,
                llm: str | None, model: str | None, base_url: str | None) -> None:
     """Answer-quality eval: every question through our pipeline (and the baseline), scored, with a
-    report folder (report.md, results.json, plots). Subcommands: `retrieval`, `calibrate`.
+    report folder (report.md, results.json, plots). Subcommands: `retrieval`, `calibrate`, `feedback`.
     """
     if ctx.invoked_subcommand:
         return
