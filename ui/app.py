@@ -162,7 +162,7 @@ def public_settings(pipeline: Pipeline) -> dict:
     shown = settings_in_use(pipeline.settings)
     if shown.get("llm_base_url"):
         parts = urlsplit(shown["llm_base_url"])
-        shown["llm_base_url"] = urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
+        shown["llm_base_url"] = urlunsplit(parts._replace(netloc=(parts.hostname or "") + (f":{parts.port}" if parts.port else "")))
     return shown
 
 
