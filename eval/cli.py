@@ -146,7 +146,7 @@ def eval_group(ctx: click.Context, out: Path | None, limit: int | None, filters:
                compare: tuple[Path, Path] | None, questions_path: Path, labels_path: Path, quiet: bool,
                llm: str | None, model: str | None, base_url: str | None) -> None:
     """Answer-quality eval: every question through our pipeline (and the baseline), scored, with a
-    report folder (report.md, results.json, plots). Subcommands: `retrieval`, `calibrate`.
+    report folder (report.md, results.json, plots). Subcommands: `retrieval`, `calibrate`, `feedback`.
     """
     if ctx.invoked_subcommand:
         return
@@ -329,3 +329,46 @@ def calibrate_command(labels_path: Path, save: bool) -> None:
                f"{cal.balanced_accuracy:.3f}, leave-one-out {cal.loo_accuracy:.3f}.")
     if save:
         click.echo(f"Saved to {judge.save_calibration()}.")
+
+
+# ---------------------------------------------------------------------------- rag eval feedback
+
+@eval_group.command("feedback")
+@click.option("--from", "source", type=click.Path(path_type=Path), default=None,
+              help="Feedback file (default: <RAG data dir>/feedback.jsonl, where the web chat and the Slack bot write).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Where the regression cases go (default: <RAG data dir>/feedback-cases.jsonl).")
+@click.option("--replay/--no-replay", default=True, show_default=True,
+              help="Ask every case again and report which still pass.")
+def feedback_command(source: Path | None, out: Path | None, replay: bool) -> None:
+    """Turn users' thumbs up/down into regression cases and replay them: an up-voted answer must keep
+    its sources, a down-voted one must change. Exit 1 when an up-voted answer regressed."""
+    from rag.feedback import feedback_path, read_feedback
+    from rag.settings import Settings
+
+    from .feedback_cases import cases_from_feedback
+    from .feedback_cases import replay as replay_cases
+
+    settings = Settings()
+    source = source or feedback_path(settings)
+    if not source.is_file():
+        raise click.ClickException(f"No feedback yet: {source} does not exist (votes in the web chat create it).")
+    cases = cases_from_feedback(read_feedback(source))
+    out = out or settings.data_dir / "feedback-cases.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(json.dumps(c.to_json(), ensure_ascii=False) + "\n" for c in cases), encoding="utf-8")
+    up = sum(c.vote == "up" for c in cases)
+    click.echo(f"{len(cases)} regression cases ({up} up, {len(cases) - up} down) from {source} → {out}")
+    if not replay or not cases:
+        return
+    results = replay_cases(_pipeline(), cases)
+    for r in results:
+        verdict = "ok  " if r["passed"] else ("REGRESSED" if r["vote"] == "up" else "still bad")
+        note = f"  ({r['comment']})" if r["comment"] else ""
+        click.echo(f"{verdict:<9} {r['vote']:<4} {r['id']}  {r['question'][:70]}{note}")
+    regressed = [r for r in results if r["vote"] == "up" and not r["passed"]]
+    fixed = sum(r["passed"] for r in results if r["vote"] == "down")
+    click.echo(f"\nUp-voted answers kept: {up - len(regressed)}/{up}; down-voted answers changed: "
+               f"{fixed}/{len(cases) - up}.")
+    if regressed:
+        sys.exit(1)

@@ -8,8 +8,9 @@ long-running reader to the version an ingest (in any process) published last.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
-from functools import cache, cached_property
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from threadpoolctl import ThreadpoolController
 from vectorstore.lexical import BM25Index
 from vectorstore.store import Version, VersionedStore
 
+from .caching import shared_cached_property
 from .lexicon import dictionary_bridge, english_glosses, tokenize
 from .models import Chunk, chunk_from_metadata
 
@@ -45,14 +47,18 @@ class CorpusIndex:
         self.lexical_path = lexical_path
         self._version: Version | None = None
         self._loaded: object = _NOT_SYNCED  # the name of the version loaded, None for no version yet
+        self._switching = threading.Lock()  # threads of the web app sync at once: one of them switches
 
     def sync(self) -> None:
         """Load the store's current version if it is not the one loaded (one small read per call)."""
         name = self.store.current_name()
-        if name != self._loaded:
-            self._version = self.store.open(name) if name else None
-            self._loaded = name
-            self.refresh()
+        if name == self._loaded:
+            return
+        with self._switching:
+            if name != self._loaded:
+                self._version = self.store.open(name) if name else None
+                self._loaded = name
+                self.refresh()
 
     def load(self) -> None:
         """Read the loaded version's chunks and vectors now, so a store failure shows here, not mid-search."""
@@ -66,17 +72,17 @@ class CorpusIndex:
             self.sync()
         return self._version
 
-    @cached_property
+    @shared_cached_property
     def chunks(self) -> dict[str, Chunk]:
         if self.version is None:
             return {}
         return {i: chunk_from_metadata(i, m) for i, m in zip(*self.version.records())}
 
-    @cached_property
+    @shared_cached_property
     def sources(self) -> frozenset[str]:
         return frozenset(c.source for c in self.chunks.values())
 
-    @cached_property
+    @shared_cached_property
     def lexical(self) -> BM25Index:
         ids = sorted(self.chunks)
         loaded = BM25Index.load(self.lexical_path, ids)
@@ -97,18 +103,18 @@ class CorpusIndex:
         built.save(self.lexical_path)
         return built
 
-    @cached_property
+    @shared_cached_property
     def monolingual_vocabulary(self) -> frozenset[str]:
         """Tokens of the single-language files (everything but the bilingual transcript)."""
         return frozenset(self.lexical.extras.get("monolingual", ()))
 
-    @cached_property
+    @shared_cached_property
     def glossed(self) -> BM25Index:
         """BM25 over the English glosses of each Chinese chunk (empty for the bilingual file)."""
         lexical = self.lexical
         return BM25Index(lexical.ids, lexical.extras.get("gloss_docs") or [[] for _ in lexical.ids])
 
-    @cached_property
+    @shared_cached_property
     def _matrix(self) -> tuple[list[str], dict[str, int], np.ndarray]:
         ids = sorted(self.chunks)
         vectors = self.version.vectors(ids) if ids else {}
@@ -120,7 +126,7 @@ class CorpusIndex:
         _, row, matrix = self._matrix
         return {i: matrix[row[i]] for i in ids if i in row}
 
-    @cached_property
+    @shared_cached_property
     def _windows(self) -> tuple[np.ndarray, np.ndarray]:
         """Window vectors and, for each, the row of its chunk in `_matrix`."""
         _, row, _ = self._matrix
@@ -149,7 +155,7 @@ class CorpusIndex:
         hits = [(ids[i], float(scores[i])) for i in order if allowed is None or allowed(self.chunks[ids[i]])]
         return hits[:n]
 
-    @cached_property
+    @shared_cached_property
     def _plain_text(self) -> str:
         texts = (t for c in self.chunks.values() for t in (c.text, c.parallel_text or ""))
         return re.sub(r"\s+", " ", "\n".join(texts)).lower()
@@ -164,7 +170,7 @@ class CorpusIndex:
                      "_plain_text"):
             self.__dict__.pop(name, None)
 
-    @cached_property
+    @shared_cached_property
     def by_turn(self) -> dict[tuple[str, int], list[Chunk]]:
         by_turn: dict[tuple[str, int], list[Chunk]] = {}
         for c in self.chunks.values():

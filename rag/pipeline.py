@@ -13,10 +13,10 @@ import time
 import unicodedata
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
-from functools import cached_property
 from pathlib import Path
 
 from .answering import NOT_COVERED, Answerer, ExtractiveAnswerer, abstention
+from .caching import shared_cached_property
 from .citations import StreamGuard
 from .embeddings import Embedder
 from .errors import UserError
@@ -24,7 +24,7 @@ from .events import Completed, Event, Retrieved, TextDelta
 from .expansion import QueryTranslator
 from .followups import ChatMessage, Condenser
 from .index import CorpusIndex
-from .ingest import FileLimits, IngestReport, ingest, ingest_lock, outdated, reembed_outdated
+from .ingest import FileLimits, IngestReport, Progress, ingest, ingest_lock, outdated, reembed_outdated
 from .llm import describe_failure
 from .models import Answer, SearchResult
 from .retrieval import HybridRetriever
@@ -92,20 +92,23 @@ class Pipeline:
 
     # ------------------------------------------------------------------ index
 
-    def ingest(self, paths: list[Path] | None = None, rebuild: bool = False, show_progress: bool = True) -> IngestReport:
+    def ingest(self, paths: list[Path] | None = None, rebuild: bool = False, show_progress: bool = True,
+               on_progress: Progress | None = None) -> IngestReport:
         """Index `paths` (default: the configured corpus); refused while another ingest runs."""
         with _store_errors(), ingest_lock(self.settings.data_dir, wait=False):
-            return self._ingest(paths or list(self.settings.corpus), rebuild, show_progress)
+            return self._ingest(paths or list(self.settings.corpus), rebuild, show_progress, on_progress)
 
-    def _ingest(self, paths: list[Path], rebuild: bool, show_progress: bool) -> IngestReport:
+    def _ingest(self, paths: list[Path], rebuild: bool, show_progress: bool,
+                on_progress: Progress | None = None) -> IngestReport:
         limits = FileLimits(
             max_bytes=int(self.settings.max_file_mb * 1e6),
             roots=tuple(p.resolve() for p in self.settings.ingest_roots + self.settings.corpus)
             if self.settings.ingest_roots else (),
         )
-        return ingest(paths, self.index, self.embedder, self.settings.chunk_tokens, limits, show_progress, rebuild)
+        return ingest(paths, self.index, self.embedder, self.settings.chunk_tokens, limits, show_progress, rebuild,
+                      on_progress)
 
-    def ensure_ingested(self, show_progress: bool = True) -> IngestReport | None:
+    def ensure_ingested(self, show_progress: bool = True, on_progress: Progress | None = None) -> IngestReport | None:
         """Build the index from the configured corpus on first use; renew what older code stored.
 
         Waits for an ingest running elsewhere, then builds only if that one did not.
@@ -117,8 +120,8 @@ class Pipeline:
             with ingest_lock(self.settings.data_dir, wait=True):
                 self.index.sync()
                 if self.index.chunks:
-                    return reembed_outdated(self.index, self.embedder, show_progress)
-                return self._ingest(list(self.settings.corpus), False, show_progress)
+                    return reembed_outdated(self.index, self.embedder, show_progress, on_progress)
+                return self._ingest(list(self.settings.corpus), False, show_progress, on_progress)
 
     def _ready(self) -> None:
         """Per request: move to the version an ingest published meanwhile; refuse an unusable index."""
@@ -133,12 +136,15 @@ class Pipeline:
     # ------------------------------------------------------------------ questions
 
     def search(self, question: str, k: int | None = None, speaker: str | None = None,
-               translations: Sequence[str] = ()) -> SearchResult:
+               source: str | None = None, translations: Sequence[str] = ()) -> SearchResult:
+        """`speaker` keeps one person's words, `source` one document (a file name of the index);
+        `translations` are searched too (LLM query expansion)."""
         self._ready()
-        return self.retriever.search(clean_question(question), k or self.settings.top_k, speaker, translations)
+        return self.retriever.search(clean_question(question), k or self.settings.top_k, speaker, source,
+                                     translations)
 
     def ask_stream(self, question: str, history: Sequence[ChatMessage] = (), k: int | None = None,
-                   speaker: str | None = None) -> Iterator[Event]:
+                   speaker: str | None = None, source: str | None = None) -> Iterator[Event]:
         """Retrieved, then TextDeltas, then Completed (see `rag.events`)."""
         question = clean_question(question)
         started = time.perf_counter()
@@ -146,7 +152,7 @@ class Pipeline:
         condensed = time.perf_counter()
         translations = self.translator.translations(searched) if self.translator else []
         expanded = time.perf_counter()
-        result = self.search(searched, k, speaker, translations)
+        result = self.search(searched, k, speaker, source, translations)
         result.plan.rewritten_by = rewritten_by
         timings = {"condense": (condensed - started) * 1000, "expansion": (expanded - condensed) * 1000,
                    "retrieval": _ms(expanded)}
@@ -157,8 +163,8 @@ class Pipeline:
             yield event
 
     def ask(self, question: str, history: Sequence[ChatMessage] = (), k: int | None = None,
-            speaker: str | None = None) -> Answer:
-        return final_answer(self.ask_stream(question, history, k, speaker))
+            speaker: str | None = None, source: str | None = None) -> Answer:
+        return final_answer(self.ask_stream(question, history, k, speaker, source))
 
     def answer(self, result: SearchResult, question: str | None = None) -> Answer:
         """Answer from passages already retrieved (the eval feeds other retrievers' results here)."""
@@ -229,7 +235,7 @@ class Pipeline:
         timings[prefix + "verification"] = _ms(generated)
         return verified
 
-    @cached_property
+    @shared_cached_property
     def support(self) -> SupportChecker:
         """The citation check, built on first use from the index (its bridge, its sentences)."""
         bridge = self.index.lexical.extras.get("bridge", {})

@@ -94,8 +94,13 @@ class HybridRetriever:
 
     # ------------------------------------------------------------------ understanding
 
-    def plan(self, question: str, speaker: str | None = None) -> QueryPlan:
+    def plan(self, question: str, speaker: str | None = None, source: str | None = None) -> QueryPlan:
+        """How to search `question`; `source` (a file name) restricts the search to that document."""
         plan = QueryPlan(question=question, language=detect_language(question))
+        if source is not None:
+            if source not in self.index.sources:
+                raise UserError(f"Unknown source document {source!r}. Known: {', '.join(sorted(self.index.sources))}.")
+            plan.source = source
         if speaker:
             plan.speaker = self.speakers.resolve(speaker)
             if plan.speaker is None:
@@ -107,7 +112,7 @@ class HybridRetriever:
             if len(named) == 1:
                 plan.speaker = named[0]
         person_spans = [(a, b) for _, a, b in self.speakers.mentions(question)]
-        venue_spans = self._venue(question, plan, person_spans)
+        venue_spans = [] if source is not None else self._venue(question, plan, person_spans)
         if venue_spans and not tokenize(_without(question, venue_spans)):  # only the venue asked: search as written
             venue_spans = []
         plan.search_text = _without(question, venue_spans)
@@ -179,14 +184,14 @@ class HybridRetriever:
 
     # ------------------------------------------------------------------ search
 
-    def search(self, question: str, k: int = 5, speaker: str | None = None,
+    def search(self, question: str, k: int = 5, speaker: str | None = None, source: str | None = None,
                translations: list[str] | tuple[str, ...] = ()) -> SearchResult:
-        """`translations`: the question in the corpus's other language (LLM query expansion),
-        each searched densely and lexically and fused with the original's lists."""
+        """`source` (a file name) keeps one document; `translations`: the question in the corpus's
+        other language (LLM query expansion), each searched densely and lexically and fused."""
         question = question.strip()
         if not question:
             raise UserError("The question is empty.")
-        plan = self.plan(question, speaker)
+        plan = self.plan(question, speaker, source)
         chunks = self.index.chunks
         if not chunks:
             return SearchResult(plan, [], 0.0)

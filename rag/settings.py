@@ -132,6 +132,12 @@ class Settings(BaseSettings):
     slack_update_interval: float = Field(
         default=1.0, ge=0.2, description="Seconds between two chat.update calls of a streamed answer.")
 
+    # Web chat (`rag serve`)
+    web_auth: SecretStr | None = Field(default=None, description="user:password for basic auth; off when unset.")
+    web_concurrency: int = Field(
+        default=2, ge=1, le=64, description="Questions answered at once; the rest wait in the queue (bench/bench_web.py)."
+    )
+
     @property
     def index_path(self) -> Path:
         """The embedded Chroma store (all index versions and the pointer to the current one)."""

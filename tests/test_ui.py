@@ -1,26 +1,36 @@
-"""The browser chat: its handler called directly, then the real app driven in headless Chromium.
+"""The browser chat: its handlers called directly, then `rag serve` driven in headless Chromium
+and through gradio_client.
 
-Expected speakers and files come from `pipeline.ask` on the same index, so the tests check that
-the UI shows what the pipeline answered, not a hard-coded guess about retrieval.
+Expected speakers and passages come from `pipeline.ask` on the same index, so the tests check
+that the UI shows what the pipeline answered, not a hard-coded guess about retrieval.
 """
 
 from __future__ import annotations
 
+import copy
+import json
+import os
 import re
+import shutil
 import socket
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from pydantic import SecretStr
 
-from rag.answering import load_phrases
-from tests.conftest import free_port
-from ui.app import EMPTY_QUESTION, THINKING, build_app, launch, respond
+from bench.bench_web import free_port, served
+from rag.errors import UserError
+from rag.feedback import feedback_path, read_feedback
+from rag.models import Answer
+from rag.settings import PROJECT_ROOT, Settings
+from ui.app import NO_SOURCES, SEARCH, THINKING, WRITING, Indexing, public_settings, respond, retry, vote, web_auth
+from ui.render import answer_markdown, escape_markdown, passage_card
 
 ASKELL = "What did Askell say about sycophancy?"
-DARIO = "What does Dario Amodei think about the race to the top?"
-OLAH_ZH = "克里斯·欧拉如何看待神经网络之美？"
+DARIO_RLHF = "What did Dario Amodei say about RLHF?"
+FOLLOW_UP = "and what did Askell say about it?"
 OFF_TOPIC = "What is the capital of Peru?"
-ABSTAIN_EN = load_phrases()["en"]["abstain"] + " They never mention Peru."
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -29,86 +39,220 @@ CHROMIUM_ARGS = [
 ]
 
 
-def contents(pipeline, question, speaker="Any", history=None) -> tuple[list[str], list[dict]]:
-    """Every streamed state of the last message, and the final history."""
-    states, history_out = [], None
-    for history_out, box in respond(pipeline, question, speaker, history):
-        assert box == ""  # the textbox is cleared on every step
-        states.append(history_out[-1]["content"])
-    return states, history_out
+def run(pipeline, question, history=None, turns=None, **options):
+    """Every streamed (chat, box, panel, turns) state of one question, as Gradio sent it."""
+    return [copy.deepcopy(state) for state in respond(pipeline, question, history, turns, **options)]
 
 
-# ---------------------------------------------------------------------------- handler smoke tests
+def card_speakers(panel: str) -> list[str]:
+    return re.findall(r'<div class="who"><span class="n">[^<]*</span> <strong>([^<]*)</strong>', panel)
 
 
-def test_answer_streams_then_shows_cited_passages(pipeline):
+# ---------------------------------------------------------------------------- handlers
+
+
+def test_sources_appear_before_the_answer_then_each_marker_links_to_its_passage(pipeline):
     answer = pipeline.ask(ASKELL)
     assert answer.citations, "precondition: the pipeline answers this question"
+    states = run(pipeline, ASKELL)
 
-    states, history = contents(pipeline, ASKELL)
-    assert states[0] == THINKING and len(states) > 2  # placeholder, streamed text, finished answer
-    assert [m["role"] for m in history] == ["user", "assistant"]
-    assert history[0]["content"] == ASKELL
-    final = states[-1]
-    assert "[1]" in final and "Amanda Askell" in final
+    assert states[0][0][-1]["content"] == THINKING
+    found = next(i for i, (_, _, panel, _) in enumerate(states) if "Passages found" in panel)
+    assert states[found][0][-1]["content"] == WRITING  # passages shown, answer not written yet
+    chat, box, panel, turns = states[-1]
+    assert box == "" and [m["role"] for m in chat] == ["user", "assistant"]
     for c in answer.citations:
-        chunk = c.passage.chunk
-        assert f"**[{c.n}] {chunk.speaker}**" in final
-        assert f"`{chunk.source}` · {chunk.char_start}–{chunk.char_end}" in final
-        assert c.passage.shown_text.splitlines()[0][:20] in final  # the passage itself is quoted
+        assert f"(#src-1-{c.n})" in chat[-1]["content"]
+        card = panel.split(f'id="src-1-{c.n}"', 1)[1].split('<div class="source', 1)[0]
+        assert c.passage.chunk.attribution in card and c.passage.chunk.source in card
+        assert "<mark>" in card  # the cited sentence is highlighted
+    assert "How the answer was made" in panel and turns[0]["answer"]["answer"] == answer.text
 
 
-def test_editorial_citation_names_its_subject(pipeline):
-    answer = pipeline.ask(OLAH_ZH)
-    editorial = [c for c in answer.citations if c.passage.chunk.speaker in ("Editorial", "Narrator")]
-    if not editorial:
-        pytest.skip("no editorial/narrator citation for this question on this index")
-    final = contents(pipeline, OLAH_ZH)[0][-1]
-    chunk = editorial[0].passage.chunk
-    assert f"**[{editorial[0].n}] {chunk.speaker} on {chunk.subject}**" in final
+def test_follow_up_is_searched_with_the_earlier_question(pipeline):
+    *_, (chat, _, _, turns) = run(pipeline, DARIO_RLHF)
+    *_, (chat, _, panel, turns) = run(pipeline, FOLLOW_UP, chat, turns)
+    assert turns[1]["history"][0] == {"role": "user", "content": DARIO_RLHF}
+    expected = pipeline.ask(FOLLOW_UP, turns[1]["history"])
+    assert expected.query.question == "What did Amanda Askell say about RLHF?"
+    assert "What did Amanda Askell say about RLHF?" in panel and "follow-up rewritten by rule" in panel
+    assert chat[-1]["content"].startswith("_(searched as: What did Amanda Askell say about RLHF?)_")
+    assert turns[1]["answer"]["citations"] == expected.to_json()["citations"]
 
 
-def test_abstention_has_no_citations(pipeline):
+@pytest.mark.xfail(strict=True, reason="retrieval: the speaker named in a question is boosted, not required, and "
+                   "Dario's RLHF passages outrank Askell's (and Askell's sycophancy ones outrank Amodei's)")
+def test_follow_up_is_answered_from_the_person_it_names(pipeline):
+    history = [{"role": "user", "content": DARIO_RLHF}, {"role": "assistant", "content": pipeline.ask(DARIO_RLHF).text}]
+    assert {c.passage.chunk.speaker for c in pipeline.ask(FOLLOW_UP, history).citations} == {"Amanda Askell"}
+
+
+def test_plain_search_lists_ranked_passages_with_filters(pipeline):
+    expected = pipeline.search("sycophancy", 5, speaker="Lex Fridman")
+    *_, (chat, _, panel, turns) = run(pipeline, "sycophancy", mode=SEARCH, speaker="Lex Fridman")
+    assert chat[-1]["content"].startswith(f"**{len(expected.passages)} passages**")
+    assert card_speakers(panel) == ["Lex Fridman"] * len(expected.passages)
+    source = expected.passages[0].chunk.source
+    *_, (_, _, panel, _) = run(pipeline, "sycophancy", mode=SEARCH, source=source)
+    assert panel.count(f"<code>{source}</code>") == panel.count('class="source')
+
+
+def test_bilingual_passage_shows_the_english_original_beside_the_chinese(pipeline):
+    question = "What did Askell say at the Stanford office hours about prompting?"
+    cited = pipeline.ask(question).citations[0].passage.chunk
+    assert cited.parallel_text, "precondition: the answer cites the bilingual CS153 transcript"
+    *_, (_, _, panel, _) = run(pipeline, question)
+    card = panel.split('id="src-1-1"', 1)[1].split('<details class="context">', 1)[0]
+    chinese, english = card.split('<div class="col"')[1:3]
+    assert '<div class="lang">Chinese</div>' in chinese and '<div class="lang">English (original)</div>' in english
+    assert "<mark>" in english and "<mark>" not in chinese  # an English question quotes the original
+
+
+def test_a_failed_llm_shows_the_quoted_answer_under_a_notice(pipeline):
+    from tests.test_llm_answers import llm_pipeline
+
+    dead = llm_pipeline(pipeline, llm="openai", llm_base_url=f"http://127.0.0.1:{free_port()}/v1", llm_model="m",
+                        llm_max_retries=0)
+    *_, (chat, _, panel, turns) = run(dead, ASKELL)
+    assert turns[0]["answer"]["fallback"] and turns[0]["answer"]["backend"] == "extractive"
+    assert chat[-1]["content"].startswith("_") and "could not reach" in chat[-1]["content"]
+    assert "(#src-1-1)" in chat[-1]["content"] and "Fallback" in panel and "Traceback" not in chat[-1]["content"]
+
+
+def test_one_pipeline_answers_many_threads_at_once(settings):
+    """A fresh pipeline (every lazy view unbuilt) hit by six threads gives the sequential answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rag.factory import build_pipeline
+
+    questions = [ASKELL, DARIO_RLHF, OFF_TOPIC, "克里斯·欧拉如何看待神经网络之美？", "阿莫迪怎么看监管？", "scaling laws"]
+    shared = build_pipeline(settings)
+    with ThreadPoolExecutor(len(questions)) as pool:
+        together = list(pool.map(lambda q: shared.ask(q).to_json(), questions))
+    for question, answer in zip(questions, together):
+        alone = shared.ask(question).to_json()
+        assert (answer["answer"], answer["citations"]) == (alone["answer"], alone["citations"])
+
+
+@pytest.mark.parametrize("bad, message", [("", "The question is empty."), ("   \n", "The question is empty."),
+                                          ("why " * 600, "please keep it under 2,000")])
+def test_empty_or_overlong_question_is_a_message_and_the_next_question_works(pipeline, bad, message):
+    [(chat, box, panel, turns)] = run(pipeline, bad)
+    assert chat[-1]["role"] == "assistant" and message in chat[-1]["content"].replace("\\", "")
+    assert box == bad and panel == NO_SOURCES and turns == []  # an over-long text stays to be edited
+    *_, (chat, _, _, turns) = run(pipeline, ASKELL, chat, turns)
+    assert len(chat) == 3 and "(#src-1-1)" in chat[-1]["content"]
+
+
+def test_not_covered_says_so_without_sources(pipeline):
     assert pipeline.ask(OFF_TOPIC).abstained, "precondition: the pipeline abstains on this question"
-    final = contents(pipeline, OFF_TOPIC)[0][-1]
-    assert final == ABSTAIN_EN
-    assert "[1]" not in final and "Sources" not in final
+    *_, (chat, _, panel, _) = run(pipeline, OFF_TOPIC)
+    assert "#src-" not in chat[-1]["content"] and "don't cover this question" in panel
 
 
-def test_speaker_filter_applies(pipeline):
-    final = contents(pipeline, "sycophancy", speaker="Lex Fridman")[0][-1]
-    assert "**[1] Lex Fridman**" in final
-    assert "Amanda Askell**" not in final
-
-
-@pytest.mark.parametrize("bad", ["", "   \n", None])
-def test_empty_question_is_a_message_and_the_next_question_works(pipeline, bad):
-    states, history = contents(pipeline, bad)
-    assert states == [EMPTY_QUESTION]
-    assert history == [{"role": "assistant", "content": EMPTY_QUESTION}]
-
-    states, history = contents(pipeline, ASKELL, history=history)
-    assert len(history) == 3 and "[1]" in states[-1] and "Amanda Askell" in states[-1]
-
-
-def test_unknown_speaker_is_a_message_and_the_next_question_works(pipeline):
-    states, history = contents(pipeline, ASKELL, speaker="Nobody Atall")
-    assert states[-1].startswith("⚠️ Unknown speaker")
-    assert "Amanda Askell" in states[-1]  # the message lists the known speakers
-
-    states, _ = contents(pipeline, ASKELL, speaker="Amanda Askell", history=history)
-    assert "**[1] Amanda Askell**" in states[-1]
-
-
-def test_unexpected_failure_is_a_message_not_a_crash():
+def test_failures_are_messages_not_tracebacks(pipeline):
     class Broken:
-        def ask_stream(self, question, history=(), k=None, speaker=None):
+        index, settings = pipeline.index, pipeline.settings
+
+        def ask_stream(self, *args):
             raise RuntimeError("index exploded")
             yield  # a generator, like the real one
 
-    states, history = contents(Broken(), ASKELL)
-    assert "Something went wrong" in states[-1] and "RuntimeError" in states[-1]
-    assert history[0] == {"role": "user", "content": ASKELL}
+    *_, (chat, _, _, _) = run(Broken(), ASKELL)
+    assert "Something went wrong" in chat[-1]["content"] and "exploded" not in chat[-1]["content"]
+    *_, (chat, _, _, _) = run(pipeline, ASKELL, speaker="Nobody Atall")
+    assert chat[-1]["content"].startswith("⚠️ Unknown speaker")
+
+
+def test_retry_asks_the_last_question_again(pipeline):
+    *_, (chat, _, _, turns) = run(pipeline, ASKELL)
+    *_, (again, _, _, turns_again) = list(retry(pipeline, chat, turns))
+    assert again == chat and len(turns_again) == 1
+
+
+def test_vote_appends_question_answer_citations_and_settings(pipeline, tmp_path):
+    *_, (_, _, _, turns) = run(pipeline, ASKELL)
+    voter = SimpleNamespace(settings=Settings(data_dir=tmp_path))
+    status, box = vote(voter, turns, "wrong speaker", False, 1, None)
+    assert "saved" in status and box == ""
+    [entry] = read_feedback(feedback_path(voter.settings))
+    assert entry["vote"] == "down" and entry["comment"] == "wrong speaker" and entry["question"] == ASKELL
+    assert entry["citations"] and entry["settings"]["top_k"] == voter.settings.top_k
+    assert "Only finished answers" in vote(voter, turns, "", True, 0, None)[0]  # the user's message
+
+
+def test_markup_in_corpus_or_model_text_is_shown_literally(pipeline):
+    passage = pipeline.search(ASKELL).passages[0]
+    passage.shown_text = '<img src=x onerror="alert(1)"> **bold** & more'
+    card = passage_card(passage, "src-1-1", "[1]", "en", ([], []), ["bold"])
+    assert "<img" not in card and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in card
+    injected = Answer("q", 'See [here](http://evil.example) <script>x</script> [1]', False, [], [])
+    message = answer_markdown(injected, 2)
+    assert "[here](http" not in message and "<script>" not in message and "(#src-2-1)" in message
+    assert escape_markdown("# title\n- item") == "\\# title\n\\- item"
+
+
+def test_settings_panel_and_auth_never_leak_secrets(tmp_path):
+    settings = Settings(data_dir=tmp_path, llm="openai", llm_base_url="http://me:hunter2@llm.local:8001/v1",
+                        llm_api_key=SecretStr("sk-secret"), web_auth=SecretStr("ann:pw:with:colons"))
+    shown = json.dumps(public_settings(SimpleNamespace(settings=settings)))
+    assert "hunter2" not in shown and "sk-secret" not in shown and "http://llm.local:8001/v1" in shown
+    assert web_auth(SimpleNamespace(settings=settings)) == ("ann", "pw:with:colons")
+
+
+def test_the_chat_mounts_in_a_fastapi_app(pipeline):
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from ui.app import mount
+
+    app = mount(FastAPI(), pipeline, path="/interviews")
+    with TestClient(app) as client:
+        page = client.get("/interviews/")
+        assert page.status_code == 200 and "Interview Q&A: Anthropic and Claude" in page.text.replace("&amp;", "&")
+        assert any(d.get("api_name") == "chat" for d in client.get("/interviews/config").json()["dependencies"])
+
+
+def test_first_run_indexing_reports_progress_then_readiness_or_the_reason():
+    indexing = Indexing()
+    assert indexing.message() == "_Preparing the index…_"
+    indexing.progress(340, 1200)
+    assert "340 of 1,200 passages embedded (28%)" in indexing.message()
+
+    class Indexed:
+        def ensure_ingested(self, show_progress, on_progress):
+            on_progress(1200, 1200)
+
+    indexing.run(Indexed())
+    assert indexing.message() == ""
+
+    class Unusable:
+        def ensure_ingested(self, show_progress, on_progress):
+            raise UserError("The index was built with another embedder.")
+
+    failed = Indexing()
+    failed.run(Unusable())
+    assert failed.message() == "⚠️ The index is not usable: The index was built with another embedder."
+
+
+def test_basic_auth_guards_the_page_and_the_api(pipeline):
+    import httpx
+    from gradio_client import Client
+
+    from ui.app import build_app, launch
+
+    guarded = copy.copy(pipeline)
+    guarded.settings = pipeline.settings.model_copy(update={"web_auth": SecretStr("ann:s3cret")})
+    app = build_app(guarded)
+    port = free_port()
+    launch(app, guarded, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        assert httpx.get(url + "config", timeout=10).status_code == 401
+        answer = Client(url, auth=("ann", "s3cret"), verbose=False).predict(ASKELL, api_name="/chat")
+        assert answer["citations"]
+    finally:
+        app.close(verbose=False)
 
 
 def test_serve_refuses_a_busy_port_before_building_anything():
@@ -125,24 +269,20 @@ def test_serve_refuses_a_busy_port_before_building_anything():
     assert f"Port {port} on 127.0.0.1 is already in use" in result.output
 
 
-# ---------------------------------------------------------------------------- real browser
+# ---------------------------------------------------------------------------- `rag serve`, real browser
 
 
 @pytest.fixture(scope="module")
-def server_url(pipeline):
-    app = build_app(pipeline)
-    port = free_port()
-    launch(app, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        app.close(verbose=False)
+def server_url(pipeline, data_dir):
+    """`rag serve` in its own process, as a user starts it, on the session's index."""
+    with served({"RAG_DATA_DIR": str(data_dir)}) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)")
+        pytest.skip(f"{CHROMIUM} is missing (make chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -155,7 +295,7 @@ def browser():
 
 @pytest.fixture
 def page(browser, server_url):
-    page = browser.new_page(viewport={"width": 1280, "height": 1200})
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(server_url)
@@ -165,51 +305,94 @@ def page(browser, server_url):
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
-def ask_in_browser(page, question: str) -> None:
+def ask_in_browser(page, question: str, turn: int | None = None) -> None:
+    """Type and send; with `turn`, wait until that turn's answer is finished."""
     box = page.locator("#question textarea")
     box.fill(question)
     box.press("Enter")
+    if turn is not None:
+        page.locator(f"#turn-{turn} .how").wait_for(state="attached", timeout=60_000)
 
 
 @pytest.mark.browser
-def test_browser_question_shows_answer_and_cited_passages(page, pipeline):
+def test_browser_answer_links_each_marker_to_askells_passage(page, pipeline, tmp_path):
     from playwright.sync_api import expect
 
-    answer = pipeline.ask(ASKELL)
-    first = answer.citations[0].passage.chunk
-    ask_in_browser(page, ASKELL)
-
+    first = pipeline.ask(ASKELL).citations[0].passage.chunk
+    assert first.speaker == "Amanda Askell", "precondition: the pipeline cites Askell first"
+    ask_in_browser(page, ASKELL, turn=1)
     bot = page.locator('#chat [data-testid="bot"]').last
-    expect(bot).to_contain_text(f"{first.char_start}–{first.char_end}", timeout=60_000)
-    expect(bot).to_contain_text("Here is what the interviews say")
     expect(bot).to_contain_text("[1]")
-    expect(bot.get_by_text(f"[1] {first.speaker}", exact=True)).to_be_visible()
-    expect(bot.get_by_text(first.source, exact=True).first).to_be_visible()
-    expect(bot.locator("blockquote").first).to_be_visible()
-    expect(page.locator("#question textarea")).to_have_value("")  # cleared for the next question
+    bot.locator('a[href="#src-1-1"]').click()
+    card = page.locator("#src-1-1")
+    expect(card).to_have_class("source focus")
+    expect(card).to_be_in_viewport()
+    expect(card.locator(".who strong")).to_have_text("Amanda Askell")
+    expect(card).to_contain_text(first.source)
+    expect(card.locator("mark")).to_be_visible()
+    card.get_by_text("Show context").click()
+    expect(card.locator(".ctx").first).to_be_visible()
+    shot = tmp_path / "screenshot.png"
+    page.screenshot(path=str(shot))
+    if os.environ.get("RAG_UPDATE_SCREENSHOT"):  # set it to refresh the README's picture
+        shutil.copy(shot, PROJECT_ROOT / "docs" / "screenshot.png")
 
 
 @pytest.mark.browser
-def test_browser_empty_submission_then_next_question_works(page, pipeline):
+def test_browser_follow_up_keeps_the_topic(page, pipeline):
+    from playwright.sync_api import expect
+
+    ask_in_browser(page, DARIO_RLHF, turn=1)
+    ask_in_browser(page, FOLLOW_UP, turn=2)
+    history = [{"role": "user", "content": DARIO_RLHF}, {"role": "assistant", "content": pipeline.ask(DARIO_RLHF).text}]
+    expected = pipeline.ask(FOLLOW_UP, history)
+    turn = page.locator("#turn-2")
+    expect(turn.locator(".how")).to_contain_text("What did Amanda Askell say about RLHF?")
+    speakers = turn.locator(".source .who strong").all_inner_texts()
+    assert speakers == [c.passage.chunk.attribution for c in expected.citations]
+
+
+@pytest.mark.browser
+def test_browser_speaker_filter_narrows_the_sources(page):
+    page.locator("#filters").get_by_text("Filters and mode").click()
+    page.get_by_role("combobox", name="Only this speaker").click()
+    page.get_by_role("option", name="Lex Fridman").click()
+    ask_in_browser(page, "sycophancy", turn=1)
+    speakers = set(page.locator("#turn-1 .source .who strong").all_inner_texts())
+    assert speakers == {"Lex Fridman"}
+
+
+@pytest.mark.browser
+def test_browser_thumbs_down_lands_in_the_feedback_file(page, settings):
+    from playwright.sync_api import expect
+
+    before = len(read_feedback(feedback_path(settings))) if feedback_path(settings).exists() else 0
+    ask_in_browser(page, ASKELL, turn=1)
+    page.locator("#comment textarea").fill("browser test: not what I asked")
+    page.locator("#chat").get_by_role("button", name="Dislike").last.click()
+    expect(page.locator("#feedback-status")).to_contain_text("saved", timeout=30_000)
+    entries = read_feedback(feedback_path(settings))
+    assert len(entries) == before + 1
+    assert entries[-1]["vote"] == "down" and entries[-1]["question"] == ASKELL
+    assert entries[-1]["comment"] == "browser test: not what I asked" and entries[-1]["citations"]
+
+
+@pytest.mark.browser
+def test_browser_empty_question_gets_a_message(page):
     from playwright.sync_api import expect
 
     ask_in_browser(page, "")
-    bot = page.locator('#chat [data-testid="bot"]')
-    expect(bot.last).to_have_text(EMPTY_QUESTION, timeout=30_000)
-
-    first = pipeline.ask(DARIO).citations[0].passage.chunk
-    ask_in_browser(page, DARIO)
-    expect(page.locator('#chat [data-testid="user"]').last).to_have_text(DARIO, timeout=30_000)
-    expect(bot.last).to_contain_text(f"{first.char_start}–{first.char_end}", timeout=60_000)
-    expect(bot.last.get_by_text(f"[1] {first.speaker}", exact=True)).to_be_visible()
-    expect(bot.last.get_by_text(first.source, exact=True).first).to_be_visible()
-    expect(page.get_by_text(re.compile(r"^Error$"))).to_have_count(0)  # no Gradio error toast
+    expect(page.locator('#chat [data-testid="bot"]').last).to_contain_text("The question is empty.", timeout=30_000)
 
 
-@pytest.mark.browser
-def test_browser_example_button_asks_it(page):
-    from playwright.sync_api import expect
+def test_gradio_client_chat(server_url, pipeline):
+    from gradio_client import Client
 
-    page.get_by_role("button", name=OFF_TOPIC).click()
-    expect(page.locator('#chat [data-testid="user"]').last).to_have_text(OFF_TOPIC, timeout=30_000)
-    expect(page.locator('#chat [data-testid="bot"]').last).to_have_text(ABSTAIN_EN, timeout=60_000)
+    client = Client(server_url, verbose=False)
+    answer = client.predict(ASKELL, api_name="/chat")
+    assert answer["citations"] == pipeline.ask(ASKELL).to_json()["citations"]
+    follow = client.predict(FOLLOW_UP, [{"role": "user", "content": DARIO_RLHF},
+                                        {"role": "assistant", "content": "…"}], api_name="/chat")
+    assert follow["query"]["searched"] == "What did Amanda Askell say about RLHF?"
+    with pytest.raises(Exception, match="The question is empty"):
+        client.predict("", api_name="/chat")

@@ -1,46 +1,54 @@
-"""The browser chat: a Gradio front end over `Pipeline.ask_stream`.
+"""The browser chat: a Gradio front end over `Pipeline.ask_stream`, and the `/chat` API.
 
-Everything the UI does goes through the same pipeline as `rag ask`, so answers match the CLI.
-The handlers are plain functions of (pipeline, inputs) so tests can call them without a browser.
+Everything goes through the same pipeline as `rag ask`, so answers match the CLI; this module
+renders the pipeline's events (ui/render.py makes the HTML) and never re-decides what the
+pipeline decides. The handlers are plain functions of (pipeline, inputs), testable without a
+browser.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
+import threading
 from collections.abc import Iterator
+from html import escape
+from urllib.parse import urlsplit, urlunsplit
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no network here; must precede the import
 
 import gradio as gr
 
-from rag.answering import fallback_notice
-from rag.events import Completed, TextDelta
-from rag.prompts import load_phrases
-from rag.errors import UserError
-from rag.models import Answer, Citation
-from rag.pipeline import Pipeline
+from rag.errors import ConfigError, UserError
+from rag.events import Completed, Retrieved, TextDelta
+from rag.feedback import record_feedback, settings_in_use
+from rag.pipeline import Pipeline, clean_question
 from rag.speakers import default_speakers
+from rag.text import detect_language
+
+from .render import answer_markdown, draft_markdown, how_panel, passage_card, search_markdown, source_anchor
 
 log = logging.getLogger(__name__)
 
-ANY_SPEAKER = "Any"
+ANY = "Any"
+ANSWER, SEARCH = "Answer", "Search passages"
 EXAMPLES = [
     "What did Askell say about sycophancy?",
     "克里斯·欧拉如何看待神经网络之美？",
     "What does Dario Amodei think about the race to the top?",
+    "阿莫迪怎么看监管？",
     "What is the capital of Peru?",
 ]
 HEADER = """\
 # Interview Q&A: Anthropic and Claude
-Ask about the interviews with Amanda Askell, Dario Amodei and Chris Olah, in English or 中文.
-Answers quote the transcripts with numbered sources [n]; when the interviews don't cover a
-question, the bot says so instead of guessing.
+Ask about the interviews with Amanda Askell, Dario Amodei and Chris Olah, in English or 中文; follow-up
+questions keep the topic. Every answer line cites a passage `[n]`: click it to read the passage.
+When the interviews don't cover a question, the bot says so instead of guessing.
 """
-EMPTY_QUESTION = "Please type a question first (English or 中文)."
 THINKING = "_Searching the interviews…_"
-TITLE_CHARS = 48
+WRITING = "_Writing the answer…_"
+NO_SOURCES = '<p class="empty">Sources appear here as soon as the passages are found.</p>'
+APOLOGY = "⚠️ Something went wrong while answering ({kind}). Please try again or rephrase the question."
 
 # Local fonts only: the default theme would fetch web fonts, and there is no internet.
 THEME = gr.themes.Soft(
@@ -48,179 +56,367 @@ THEME = gr.themes.Soft(
     font_mono=["DejaVu Sans Mono", "monospace"],
 )
 CSS = """
-#chat blockquote { font-size: 0.92em; margin-top: 0.2em; }
+#sources { max-height: 75vh; overflow-y: auto !important; }
+#sources .turn > summary { font-weight: 600; cursor: pointer; margin: 0.4em 0; }
+#sources .status { color: var(--body-text-color-subdued); font-style: italic; }
+#sources .source { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 0.5em 0.7em; margin: 0.5em 0; }
+#sources .source.focus { outline: 3px solid var(--color-accent); }
+#sources .source.flagged { border-color: #d97706; }
+#sources .who .n { font-weight: 700; margin-right: 0.3em; }
+#sources .topics { color: var(--body-text-color-subdued); }
+#sources .unsupported { background: #fde68a; color: #78350f; border-radius: 4px; padding: 0 0.3em; font-size: 0.85em; }
+#sources .where { font-size: 0.85em; color: var(--body-text-color-subdued); margin: 0.2em 0; }
+#sources .quote { font-size: 0.93em; line-height: 1.5; }
+#sources .quote mark { background: #fef08a; color: inherit; }
+#sources .parallel { display: grid; grid-template-columns: 1fr 1fr; gap: 0.8em; }
+#sources .lang { font-size: 0.8em; font-weight: 600; color: var(--body-text-color-subdued); }
+#sources .ctx { font-size: 0.88em; color: var(--body-text-color-subdued); }
+#sources .how table { font-size: 0.85em; margin: 0.3em 0; }
+#sources .how th { text-align: left; padding-right: 0.6em; vertical-align: top; }
 """
+# [n] links jump to their passage in the sources panel (opening the turn it belongs to)
+HEAD = """<script>
+document.addEventListener("click", (event) => {
+  const link = event.target.closest && event.target.closest("a");
+  const href = link ? link.getAttribute("href") || "" : "";
+  const at = href.indexOf("#src-");
+  if (at < 0) return;
+  event.preventDefault(); event.stopPropagation();
+  const card = document.getElementById(href.slice(at + 1));
+  if (!card) return;
+  for (let node = card.parentElement; node; node = node.parentElement) if (node.tagName === "DETAILS") node.open = true;
+  document.querySelectorAll("#sources .source.focus").forEach((c) => c.classList.remove("focus"));
+  card.classList.add("focus");
+  card.scrollIntoView({block: "center"});
+}, true);
+</script>"""
 
 Message = dict  # {"role": "user" | "assistant", "content": str}, Gradio's messages format
+Turn = dict  # one question: {"question", "start" (its index in the chat), "history", "answer" (JSON), "html"}
 
 
-# ---------------------------------------------------------------------------- formatting
-
-_MD_SPECIAL = re.compile(r"([\\`*_<>~|$#])")
-_MD_LINE_START = re.compile(r"^(\s*\d*)([-+=.)])")  # list items, "---"/"===" headings
+# ---------------------------------------------------------------------------- first-run indexing
 
 
-def escape_markdown(text: str, brackets: bool = True) -> str:
-    """Corpus text shown literally: transcripts contain stray `**`, `#` and `<` that would render."""
-    text = _MD_SPECIAL.sub(r"\\\1", text)
-    if brackets:
-        text = text.replace("[", r"\[").replace("]", r"\]")
-    return text
+class Indexing:
+    """The index built (or renewed) in the background after the server starts, so a first run
+    shows a progress line instead of a page that does not load for minutes."""
+
+    def __init__(self):
+        self.done = self.total = 0
+        self.finished = threading.Event()
+        self.error: str | None = None
+
+    def progress(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+
+    def run(self, pipeline: Pipeline) -> None:
+        try:
+            report = pipeline.ensure_ingested(show_progress=True, on_progress=self.progress)
+            if report:
+                log.warning("%s", report.summary())
+        except UserError as exc:
+            self.error = str(exc)
+        except Exception as exc:  # the log has the traceback; the page says it failed
+            log.exception("indexing failed")
+            self.error = f"indexing failed ({type(exc).__name__}); see the server log"
+        finally:
+            self.finished.set()
+
+    def message(self) -> str:
+        """What the page says until questions can be answered; "" once they can."""
+        if self.error:
+            return f"⚠️ The index is not usable: {draft_markdown(self.error)}"
+        if self.finished.is_set():
+            return ""
+        if not self.total:
+            return "_Preparing the index…_"
+        return (f"⏳ Indexing the interviews for the first time: {self.done:,} of {self.total:,} passages embedded "
+                f"({100 * self.done // self.total}%). Questions can be asked when it is done.")
 
 
-def citation_label(citation: Citation) -> str:
-    """Who the cited words belong to: a person, or an editorial/narrator summary *on* someone."""
-    return citation.passage.chunk.attribution
+READY = Indexing()
+READY.finished.set()
 
 
-def format_citation(citation: Citation) -> str:
-    """One source: who, where (file and character range), then the passage quoted in full."""
-    chunk = citation.passage.chunk
-    text = citation.passage.shown_text or chunk.text
-    lines = (_MD_LINE_START.sub(r"\1\\\2", escape_markdown(line)) for line in text.splitlines())
-    quoted = "\n".join(f"> {line}" if line.strip() else ">" for line in lines)
-    title = chunk.title or ""
-    if len(title) > TITLE_CHARS:  # titles are long headlines; file and range already locate it
-        title = title[:TITLE_CHARS].rstrip() + "…"
-    title = f" · *{escape_markdown(title)}*" if title else ""
-    return (
-        f"**[{citation.n}] {escape_markdown(citation_label(citation))}** · "
-        f"`{chunk.source}` · {chunk.char_start}–{chunk.char_end}{title}\n\n{quoted}"
-    )
+# ---------------------------------------------------------------------------- inputs
 
 
-def format_answer(answer: Answer) -> str:
-    """The finished message: the answer with its [n] markers, then the cited passages."""
-    text = answer.text
-    note = load_phrases()["en"]["translated_note"]
-    if note and text.endswith("\n" + note):  # a paragraph of its own, not part of the last quote
-        text = text[: -len(note)] + "\n" + note
-    text = escape_markdown(text, brackets=False)  # keep the [n] markers as typed
-    if answer.fallback:
-        text = f"_{escape_markdown(fallback_notice(answer.fallback, answer.query.language if answer.query else 'en'))}_\n\n{text}"
-    if answer.abstained or not answer.citations:
-        return text
-    sources = "\n\n".join(format_citation(c) for c in answer.citations)
-    return f"{text}\n\n---\n**Sources**\n\n{sources}"
-
-
-def speaker_filter(choice: str | None) -> str | None:
-    """The dropdown's "Any" means no filter."""
-    choice = (choice or "").strip()
-    return None if not choice or choice == ANY_SPEAKER else choice
+def chosen(value: str | None) -> str | None:
+    """A dropdown's "Any" (or nothing) means no filter."""
+    value = (value or "").strip()
+    return None if not value or value == ANY else value
 
 
 def speaker_choices() -> list[str]:
-    return [ANY_SPEAKER, *(p.name for p in default_speakers().people)]
+    return [ANY, *(p.name for p in default_speakers().people)]
+
+
+def document_choices(pipeline: Pipeline) -> list[tuple[str, str]]:
+    titles = {c.source: c.title for c in pipeline.index.chunks.values()}
+    return [(ANY, ANY), *((f"{(titles[s] or s)[:50]} ({s})", s) for s in sorted(titles))]
+
+
+def public_settings(pipeline: Pipeline) -> dict:
+    """The settings in use, safe to show: no key, and no credentials inside a server URL."""
+    shown = settings_in_use(pipeline.settings)
+    if shown.get("llm_base_url"):
+        parts = urlsplit(shown["llm_base_url"])
+        shown["llm_base_url"] = urlunsplit(parts._replace(netloc=(parts.hostname or "") + (f":{parts.port}" if parts.port else "")))
+    return shown
+
+
+def conversation(turns: list[Turn]) -> list[Message]:
+    """What the pipeline gets as history: the questions and the answers' plain text."""
+    return [m for t in turns if t.get("answer") for m in (
+        {"role": "user", "content": t["question"]}, {"role": "assistant", "content": t["answer"]["answer"]})]
+
+
+def sources_html(turns: list[Turn]) -> str:
+    """Every turn's sources, newest first; the newest open, older ones a click away."""
+    if not turns:
+        return NO_SOURCES
+    return "".join(
+        f'<details class="turn" id="turn-{i}"{" open" if i == len(turns) else ""}>'
+        f"<summary>{i}. {escape(t['question'])}</summary>{t['html']}</details>"
+        for i, t in reversed(list(enumerate(turns, 1))))
 
 
 # ---------------------------------------------------------------------------- handlers
 
 
-def respond(
-    pipeline: Pipeline, question: str | None, speaker: str | None, history: list[Message] | None
-) -> Iterator[tuple[list[Message], str]]:
-    """Stream one question's answer into the chat; yields (history, textbox value).
+def respond(pipeline: Pipeline, question: str | None, history: list[Message] | None, turns: list[Turn] | None,
+            speaker: str | None = ANY, source: str | None = ANY, k: int | None = None, mode: str = ANSWER,
+            ) -> Iterator[tuple[list[Message], str, str, list[Turn]]]:
+    """Stream one question into the chat; yields (chat, textbox value, sources panel, turns).
 
     Errors become chat messages, never exceptions: a crashed handler would leave Gradio's
     generic error toast and a half-written message.
     """
-    history = list(history or [])
-    question = (question or "").strip()
-    if not question:
-        history.append({"role": "assistant", "content": EMPTY_QUESTION})
-        yield history, ""
+    history, turns = list(history or []), list(turns or [])
+    try:
+        question = clean_question(question)
+    except UserError as exc:  # empty or too long: say so, keep the text to edit
+        history.append({"role": "assistant", "content": f"⚠️ {draft_markdown(str(exc))}"})
+        yield history, question or "", sources_html(turns), turns
         return
 
-    history.append({"role": "user", "content": question})
+    turn: Turn = {"question": question, "start": len(history), "history": conversation(turns), "answer": None,
+                  "html": '<p class="status">Searching…</p>'}
+    turns.append(turn)
+    number = len(turns)
     reply: Message = {"role": "assistant", "content": THINKING}
-    history.append(reply)
-    yield history, ""
+    history += [{"role": "user", "content": draft_markdown(question)}, reply]
+    yield history, "", sources_html(turns), turns
 
-    streamed = ""
-    earlier = [m for m in history[:-2] if m.get("content") not in (EMPTY_QUESTION, THINKING)]
+    language = detect_language(question)
+    neighbours = pipeline.index.neighbours
     try:
-        for event in pipeline.ask_stream(question, earlier, speaker=speaker_filter(speaker)):
-            if isinstance(event, Completed):
-                reply["content"] = format_answer(event.answer)
+        if mode == SEARCH:
+            result = pipeline.search(question, k, chosen(speaker), chosen(source))
+            reply["content"] = search_markdown(result)
+            turn["html"] = "".join(passage_card(p, source_anchor(number, p.rank), f"#{p.rank}", language,
+                                                neighbours(p.chunk)) for p in result.passages)
+            yield history, "", sources_html(turns), turns
+            return
+        retrieved, streamed = None, ""
+        for event in pipeline.ask_stream(question, turn["history"], k, chosen(speaker), chosen(source)):
+            if isinstance(event, Retrieved):
+                retrieved = event
+                reply["content"] = WRITING
+                cards = "".join(passage_card(p, f"found-{number}-{p.rank}", f"#{p.rank}", language,
+                                             neighbours(p.chunk)) for p in event.result.passages)
+                turn["html"] = f'<p class="status">Passages found; the answer is being written.</p>{cards}'
             elif isinstance(event, TextDelta):
                 streamed = event.text if event.replace else streamed + event.text
-                reply["content"] = escape_markdown(streamed, brackets=False)
-            else:
-                continue
-            yield history, ""
+                reply["content"] = draft_markdown(streamed)
+            elif isinstance(event, Completed):
+                answer = event.answer
+                turn["answer"] = answer.to_json()
+                reply["content"] = answer_markdown(answer, number, language)
+                turn["html"] = cited_sources(pipeline, answer, number, language) + how_panel(retrieved, answer)
+            yield history, "", sources_html(turns), turns
     except UserError as exc:
-        reply["content"] = f"⚠️ {escape_markdown(str(exc))}"
-        yield history, ""
+        reply["content"] = f"⚠️ {draft_markdown(str(exc))}"
+        yield history, "", sources_html(turns), turns
     except Exception as exc:  # keep the app usable whatever went wrong; the log has the traceback
         log.exception("answering %r failed", question)
-        reply["content"] = (
-            f"⚠️ Something went wrong while answering ({escape_markdown(type(exc).__name__)}). "
-            "Please try again or rephrase the question."
-        )
-        yield history, ""
+        reply["content"] = APOLOGY.format(kind=type(exc).__name__)
+        yield history, "", sources_html(turns), turns
+
+
+def cited_sources(pipeline: Pipeline, answer, number: int, language: str) -> str:
+    """The cited passages of a finished answer, each with the claims that cite it."""
+    if answer.abstained or not answer.citations:
+        return '<p class="status">No sources: the interviews don\'t cover this question.</p>'
+    claims = {c.n: [claim.text for claim in answer.claims if c.n in claim.cited] for c in answer.citations}
+    return "".join(passage_card(c.passage, source_anchor(number, c.n), f"[{c.n}]", language,
+                                pipeline.index.neighbours(c.passage.chunk), claims[c.n], c.supported)
+                   for c in answer.citations)
+
+
+def retry(pipeline: Pipeline, history: list[Message] | None, turns: list[Turn] | None, *filters):
+    """Ask the last question again (after Stop, or to see whether a failing LLM recovered)."""
+    turns = list(turns or [])
+    if not turns:
+        yield list(history or []), "", sources_html(turns), turns
+        return
+    last = turns.pop()
+    yield from respond(pipeline, last["question"], list(history or [])[: last["start"]], turns, *filters)
+
+
+def vote(pipeline: Pipeline, turns: list[Turn] | None, comment: str, liked: bool | str, index, user: str | None):
+    """Thumbs up/down on an answer: appended to the feedback file; returns (status, comment box)."""
+    turn = next((t for t in turns or [] if t["start"] + 1 == (index if isinstance(index, int) else index[0])), None)
+    if turn is None or not turn.get("answer"):
+        return "Only finished answers can be rated.", comment
+    direction = "up" if liked is True or liked == "Like" else "down"
+    record_feedback(pipeline.settings, interface="web", vote=direction, answer=turn["answer"], comment=comment,
+                    history=turn["history"], user=user)
+    return f"Thanks: your {'👍' if direction == 'up' else '👎'} on “{turn['question'][:60]}” was saved.", ""
+
+
+def chat_api(pipeline: Pipeline, question: str, history: list[Message] | None, speaker: str | None,
+             source: str | None, k: int | None) -> dict:
+    """`/chat` for programs: the finished answer as `rag ask --json` prints it."""
+    try:
+        return pipeline.ask(question, history or [], k or None, chosen(speaker), chosen(source)).to_json()
+    except UserError as exc:
+        raise gr.Error(str(exc)) from exc
+    except Exception as exc:
+        log.exception("/chat %r failed", question)
+        raise gr.Error(APOLOGY.format(kind=type(exc).__name__)[2:]) from exc
 
 
 # ---------------------------------------------------------------------------- the app
 
 
-def build_app(pipeline: Pipeline) -> gr.Blocks:
-    """The chat page. Launch it with `launch()` so theme and CSS come along."""
+def concurrency_limit(pipeline: Pipeline) -> int:
+    """How many questions run at once (bench/bench_web.py measured it; README "Web chat").
 
-    def ask(question: str, speaker: str, history: list[Message]):
-        yield from respond(pipeline, question, speaker, history)
+    An in-process GGUF model is one llama.cpp context that cannot serve two requests: one at a time.
+    """
+    return 1 if pipeline.settings.llm == "llamacpp" else pipeline.settings.web_concurrency
+
+
+def build_app(pipeline: Pipeline, indexing: Indexing = READY) -> gr.Blocks:
+    """The chat page. Serve it with `launch()` or `mount()` so queue, theme, CSS and script come along.
+
+    `indexing`: the index being built in the background; questions wait for it."""
+    limit = dict(concurrency_id="pipeline", concurrency_limit=concurrency_limit(pipeline))
 
     with gr.Blocks(title="Interview Q&A: Anthropic and Claude") as app:
         gr.Markdown(HEADER)
-        chatbot = gr.Chatbot(
-            elem_id="chat",
-            show_label=False,
-            height="70vh",
-            min_height=420,
-            latex_delimiters=[],  # "$" in transcripts is money, not maths
-            buttons=["copy"],
-            placeholder="Ask a question below, or click an example.",
-        )
-        with gr.Row(equal_height=True):
-            question = gr.Textbox(
-                elem_id="question",
-                show_label=False,
-                placeholder="Ask in English or 中文… (Enter to send)",
-                submit_btn="Ask",
-                autofocus=True,
-                scale=4,
-            )
-            speaker = gr.Dropdown(
-                speaker_choices(),
-                value=ANY_SPEAKER,
-                label="Only this speaker",
-                elem_id="speaker",
-                scale=1,
-                min_width=180,
-            )
-        gr.Markdown("Examples:")
+        banner = gr.Markdown(indexing.message(), elem_id="indexing")
+        ticker = gr.Timer(1.0, active=bool(indexing.message()))
+        turns = gr.State([])
         with gr.Row():
-            buttons = [gr.Button(q, size="sm", variant="secondary") for q in EXAMPLES]
-        gr.ClearButton([chatbot, question], value="Clear chat", size="sm")
+            with gr.Column(scale=3):
+                chatbot = gr.Chatbot(
+                    elem_id="chat", show_label=False, height="62vh", min_height=420,
+                    latex_delimiters=[],  # "$" in transcripts is money, not maths
+                    buttons=["copy"], feedback_options=("Like", "Dislike"),
+                    placeholder="Ask a question below, or click an example.",
+                )
+                question = gr.Textbox(elem_id="question", show_label=False, submit_btn="Ask",
+                                      placeholder="Ask in English or 中文… (Enter to send)", autofocus=True)
+                with gr.Row():
+                    stop = gr.Button("Stop", size="sm", variant="stop", elem_id="stop")
+                    again = gr.Button("Retry", size="sm", elem_id="retry")
+                    clear = gr.Button("Clear chat", size="sm", elem_id="clear")
+                with gr.Row():
+                    comment = gr.Textbox(elem_id="comment", show_label=False, scale=3,
+                                         placeholder="Optional comment, saved with your next thumbs up or down")
+                    status = gr.Markdown(elem_id="feedback-status")
+                gr.Markdown("Examples:")
+                with gr.Row():
+                    examples = [gr.Button(q, size="sm", variant="secondary") for q in EXAMPLES]
+            with gr.Column(scale=2):
+                with gr.Accordion("Filters and mode", open=False, elem_id="filters"):
+                    mode = gr.Radio([ANSWER, SEARCH], value=ANSWER, label="Answer or just list passages",
+                                    elem_id="mode")
+                    speaker = gr.Dropdown(speaker_choices(), value=ANY, label="Only this speaker", elem_id="speaker")
+                    source = gr.Dropdown(document_choices(pipeline), value=ANY, label="Only this document",
+                                         elem_id="document")
+                with gr.Accordion("Settings in use", open=False, elem_id="settings"):
+                    k = gr.Slider(1, 20, value=pipeline.settings.top_k, step=1, label="Passages per answer (k)")
+                    gr.JSON(public_settings(pipeline), show_label=False)
+                gr.Markdown("### Sources")
+                sources = gr.HTML(NO_SOURCES, elem_id="sources")
 
-        # One concurrency group: every trigger uses the same pipeline, one question at a time.
-        settings = dict(outputs=[chatbot, question], concurrency_id="ask", concurrency_limit=1)
-        question.submit(ask, [question, speaker, chatbot], **settings)
-        for button in buttons:
-            button.click(ask, [button, speaker, chatbot], **settings)
+        filters = [speaker, source, k, mode]
+        outputs = [chatbot, question, sources, turns]
+        hidden = dict(api_visibility="private", **limit)
+
+        def ask(text, history, state, *options):
+            if waiting := indexing.message():
+                yield [*history, {"role": "assistant", "content": waiting}], text, sources_html(state), state
+                return
+            yield from respond(pipeline, text, history, state, *options)
+
+        def ask_again(history, state, *options):
+            if not indexing.message():
+                yield from retry(pipeline, history, state, *options)
+
+        def poll():
+            waiting = indexing.message()
+            return waiting, gr.Timer(active=not indexing.finished.is_set()), gr.Dropdown(choices=document_choices(pipeline))
+
+        ticker.tick(poll, None, [banner, ticker, source], api_visibility="private")
+
+        def rate(state, note, data: gr.LikeData, request: gr.Request):
+            return vote(pipeline, state, note, data.liked, data.index, getattr(request, "username", None))
+
+        running = [question.submit(ask, [question, chatbot, turns, *filters], outputs, **hidden),
+                   again.click(ask_again, [chatbot, turns, *filters], outputs, **hidden)]
+        running += [b.click(ask, [b, chatbot, turns, *filters], outputs, **hidden) for b in examples]
+        stop.click(None, cancels=running, api_visibility="private")
+        def forget():
+            return [], "", NO_SOURCES, [], ""
+
+        clear.click(forget, None, [*outputs, status], api_visibility="private", cancels=running)
+        chatbot.clear(forget, None, [*outputs, status], api_visibility="private", cancels=running)  # its 🗑 icon
+        chatbot.like(rate, [turns, comment], [status, comment], api_visibility="private")
+
+        def chat(question: str, history: list[dict] | None = None, speaker: str | None = None,
+                 source: str | None = None, k: int | None = None) -> dict:
+            """Answer a question (with the conversation so far as [{"role", "content"}, …]); returns
+            the answer as `rag ask --json` prints it: text with [n] markers, citations, claims."""
+            if waiting := indexing.message():
+                raise gr.Error(waiting)
+            return chat_api(pipeline, question, history, speaker, source, k)
+
+        gr.api(chat, api_name="chat", **limit)
     return app
 
 
-def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, **kwargs) -> gr.Blocks:
-    """Start the server: local only (no share link, no SSR/Node), with the app's theme and CSS."""
-    app.queue(default_concurrency_limit=1)
-    app.launch(
-        server_name=host,
-        server_port=port,
-        share=False,
-        ssr_mode=False,
-        theme=THEME,
-        css=CSS,
-        **kwargs,
-    )
+def web_auth(pipeline: Pipeline) -> tuple[str, str] | None:
+    """RAG_WEB_AUTH=user:pass as Gradio's (user, password)."""
+    secret = pipeline.settings.web_auth
+    if secret is None:
+        return None
+    user, sep, password = secret.get_secret_value().partition(":")
+    if not sep or not user or not password:
+        raise ConfigError("RAG_WEB_AUTH must be user:password.")
+    return user, password
+
+
+def page_options() -> dict:
+    """What Gradio 6 takes at launch/mount rather than in Blocks(): theme, CSS, the [n] link script."""
+    return dict(theme=THEME, css=CSS, head=HEAD)
+
+
+def launch(app: gr.Blocks, pipeline: Pipeline, host: str = "127.0.0.1", port: int = 7860, **kwargs) -> gr.Blocks:
+    """Start the server: no share link, no SSR/Node, basic auth when RAG_WEB_AUTH is set."""
+    app.queue(default_concurrency_limit=concurrency_limit(pipeline))
+    app.launch(server_name=host, server_port=port, share=False, ssr_mode=False, auth=web_auth(pipeline),
+               footer_links=["api"], **page_options(), **kwargs)
     return app
+
+
+def mount(fastapi_app, pipeline: Pipeline, path: str = "/chat"):
+    """Serve the chat inside your own FastAPI app at `path` (README "Web chat")."""
+    app = build_app(pipeline)
+    app.queue(default_concurrency_limit=concurrency_limit(pipeline))
+    return gr.mount_gradio_app(fastapi_app, app, path=path, auth=web_auth(pipeline), ssr_mode=False,
+                               footer_links=["api"], **page_options())
