@@ -59,6 +59,9 @@ class ExtractiveAnswerer:
         phrases = load_phrases()["zh" if language == "zh" else "en"]
         picks = self._pick(result)
         yield phrases["intro"]
+        person = result.plan.speaker
+        if person and person not in _INTERVIEWERS and not any(self._speaks_for(p, person) for p, _ in picks):
+            yield "\n" + phrases["speaker_absent"].format(speaker=person)
         for passage, quote in picks:
             n = result.passages.index(passage) + 1
             yield "\n" + phrases["line"].format(who=self._who(passage, phrases), quote=quote, n=n)
@@ -69,21 +72,30 @@ class ExtractiveAnswerer:
     # ------------------------------------------------------------------
 
     def _pick(self, result: SearchResult) -> list[tuple[Passage, str]]:
-        """The passages worth quoting and the sentence(s) to quote from each."""
+        """The passages worth quoting and the sentence(s) to quote from each.
+
+        Only the best-ranked passage may be quoted on meaning alone; the others must share a
+        word with the question. A question about a guest is answered by the guest's own words (or
+        summaries of them) first, other guests next, the interviewer's questions last; a "who
+        said" question may be answered by anyone, the interviewer included.
+        """
         plan = result.plan
-        # a question about a guest is answered by the guest, not by the interviewer's question;
-        # a "who said" question may be answered by anyone, the interviewer included
         about_guest = plan.speaker is not None and plan.speaker not in _INTERVIEWERS
-        ordered = sorted(result.passages, key=lambda p: (about_guest and p.chunk.speaker in _INTERVIEWERS, p.rank))
-        picks: list[tuple[Passage, str]] = []
-        for passage in ordered:
+        quotable = []
+        for passage in result.passages:
             quote, overlap = self._best_quote(passage, plan.terms)
-            if picks and overlap <= 0:
-                continue  # only the top passage may be quoted on meaning alone
-            picks.append((passage, quote))
-            if len(picks) == self.max_citations:
-                break
-        return picks
+            if overlap > 0 or passage is result.passages[0]:
+                quotable.append((passage, quote))
+
+        def order(pick: tuple[Passage, str]) -> tuple[int, int]:
+            passage = pick[0]
+            if not about_guest:
+                return 0, passage.rank
+            if self._speaks_for(passage, plan.speaker):
+                return 0, passage.rank
+            return (2 if passage.chunk.speaker in _INTERVIEWERS else 1), passage.rank
+
+        return sorted(quotable, key=order)[: self.max_citations]
 
     def _best_quote(self, passage: Passage, terms: dict[str, float]) -> tuple[str, float]:
         text = passage.shown_text or passage.chunk.text
@@ -107,6 +119,12 @@ class ExtractiveAnswerer:
         if len(quote) > self.max_quote_chars:
             quote = quote[: self.max_quote_chars].rstrip() + "…"
         return quote, overlap
+
+    @staticmethod
+    def _speaks_for(passage: Passage, person: str) -> bool:
+        """The person's own words, or a summary of them."""
+        chunk = passage.chunk
+        return chunk.speaker == person or (chunk.speaker in (EDITORIAL, NARRATOR) and chunk.subject == person)
 
     @staticmethod
     def _who(passage: Passage, phrases: dict) -> str:
