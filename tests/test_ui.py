@@ -80,11 +80,11 @@ def test_follow_up_is_searched_with_the_earlier_question(pipeline):
     assert turns[1]["answer"]["citations"] == expected.to_json()["citations"]
 
 
-@pytest.mark.xfail(strict=True, reason="retrieval: the speaker named in a question is boosted, not required, and "
-                   "Dario's RLHF passages outrank Askell's (and Askell's sycophancy ones outrank Amodei's)")
 def test_follow_up_is_answered_from_the_person_it_names(pipeline):
+    """Dario's RLHF passages outrank Askell's, but the answer quotes hers first."""
     history = [{"role": "user", "content": DARIO_RLHF}, {"role": "assistant", "content": pipeline.ask(DARIO_RLHF).text}]
-    assert {c.passage.chunk.speaker for c in pipeline.ask(FOLLOW_UP, history).citations} == {"Amanda Askell"}
+    speakers = [c.passage.chunk.speaker for c in pipeline.ask(FOLLOW_UP, history).citations]
+    assert speakers[:2] == ["Amanda Askell", "Amanda Askell"]
 
 
 def test_plain_search_lists_ranked_passages_with_filters(pipeline):
