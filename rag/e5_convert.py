@@ -208,22 +208,19 @@ def _double_array(keys: dict[bytes, int]) -> bytes:
         for byte in key:
             node = node.setdefault(byte, {})
         node[None] = value
-    units, taken, bases = [0], {0}, set()
-    free_from = 1
+    units = np.zeros(1 << 16, np.int64)
+    taken, is_base = np.zeros(len(units), bool), np.zeros(len(units), bool)
+    taken[0] = True  # the root's unit
     stack = [(root, 0)]
     while stack:
         node, slot = stack.pop()
         labels = sorted(label for label in node if label is not None)
         needed = labels + ([0] if None in node else [])
-        while free_from in taken:
-            free_from += 1
-        base = free_from ^ needed[0]
-        while base in bases or any((base ^ label) in taken for label in needed):
-            base += 1
-        bases.add(base)
-        taken.update(base ^ label for label in needed)
-        top = max(base ^ label for label in needed)
-        units.extend([0] * (top + 1 - len(units)))
+        base = _free_base(taken, is_base, needed)
+        if base + 256 > len(units):
+            units, taken, is_base = (np.concatenate([a, np.zeros_like(a)]) for a in (units, taken, is_base))
+        is_base[base] = True
+        taken[[base ^ label for label in needed]] = True
         offset = slot ^ base
         assert offset < 1 << 21, "trie too large for unextended darts-clone offsets"
         units[slot] |= offset << 10 | (1 << 8 if None in node else 0)
@@ -232,7 +229,20 @@ def _double_array(keys: dict[bytes, int]) -> bytes:
         for label in labels:
             units[base ^ label] = label
             stack.append((node[label], base ^ label))
-    return np.asarray(units, dtype="<u4").tobytes()
+    return units[: np.flatnonzero(taken).max() + 1].astype("<u4").tobytes()
+
+
+def _free_base(taken: np.ndarray, is_base: np.ndarray, labels: list[int]) -> int:
+    """The lowest base that no other node uses and whose slots for `labels` are all free."""
+    lowest_free = int(np.argmin(taken))
+    for window in (4096, len(taken)):  # most nodes fit near the lowest free slot
+        candidates = np.arange(max(lowest_free - 255, 1), min(lowest_free + window, len(taken) - 256))
+        usable = ~is_base[candidates]
+        for label in labels:
+            usable &= ~taken[candidates ^ label]
+        if usable.any():
+            return int(candidates[np.argmax(usable)])
+    return len(taken)  # past the end: the caller grows the arrays
 
 
 def _character_class(chars: set[str]) -> str:

