@@ -169,7 +169,8 @@ class E5Embedder(EmbedderBase):
         long = [i for i, t in enumerate(texts) if self._nano.passage_tokens(t) > MAX_TOKENS]
         short = sorted(set(range(len(texts))) - set(long))
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        out[short] = self.converted.encode_documents([texts[i] for i in short], progress)
+        if short:
+            out[short] = self.converted.encode_documents([texts[i] for i in short], progress)
         if long:
             out[long] = self._nano.encode_documents([texts[i] for i in long], progress)
         return out
