@@ -280,7 +280,7 @@ class LLMJudge:
     def supports(self, claim: str, evidence: str) -> Verdict:
         key = (claim, evidence)
         if key not in self._verdicts:
-            reply = "".join(self.backend.stream(load_prompt("judge").messages(claim=claim, passage=evidence)))
+            reply = "".join(self.backend.stream(load_prompt("judge").messages(claim=claim, passage=evidence), max_tokens=5))
             self._verdicts[key] = Verdict(reply.strip().lower().startswith(("yes", "是")))
         return self._verdicts[key]
 

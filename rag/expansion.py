@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 _CACHE_SIZE = 512
 _MAX_CHARS = 400
+_MAX_TOKENS = 120  # a question's translation is short; a model that rambles is cut off early
 
 
 class QueryTranslator:
@@ -58,7 +59,7 @@ class QueryTranslator:
     def _translate(self, question: str) -> str | None:
         target = "en" if detect_language(question) == "zh" else "zh"
         messages = load_prompt("translate").messages(question=question, target_language=LANGUAGE_NAMES[target])
-        reply = "".join(self.backend.stream(messages))
+        reply = "".join(self.backend.stream(messages, max_tokens=_MAX_TOKENS))
         line = next((ln.strip() for ln in reply.splitlines() if ln.strip()), "")
         if not line or len(line) > _MAX_CHARS or detect_language(line) != target or line == question:
             return None  # not a translation into the other language: don't search with it

@@ -35,6 +35,7 @@ _UNNAMED_PERSON = re.compile(r"\b(?:he|him|his|she|her|hers|they|them|their)\b|[
 _MAX_OWN_TOPIC_WORDS = 2
 _HISTORY_MESSAGES = 6
 _HISTORY_CHARS = 400
+_MAX_TOKENS = 120  # one rewritten question
 
 
 def user_questions(history: Sequence[ChatMessage]) -> list[str]:
@@ -92,7 +93,7 @@ class Condenser:
             lines.append(f"{'User' if message.get('role') == 'user' else 'Assistant'}: {text}")
         messages = load_prompt("condense").messages(history="\n".join(lines), question=question)
         try:
-            reply = "".join(self.backend.stream(messages))
+            reply = "".join(self.backend.stream(messages, max_tokens=_MAX_TOKENS))
         except Exception as exc:  # the rule still works; the answer step reports a dead backend
             log.warning("condensing the follow-up with %s failed: %s", self.backend.name, type(exc).__name__)
             return None

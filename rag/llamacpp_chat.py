@@ -37,19 +37,19 @@ class LlamaCppChat(BaseChatModel):
             self._llama = Llama(model_path=self.model_path, n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False)
         return self._llama
 
-    def _request(self, messages: list[BaseMessage], stop: list[str] | None) -> dict:
+    def _request(self, messages: list[BaseMessage], stop: list[str] | None, max_tokens: int | None = None) -> dict:
         return {"messages": [{"role": _ROLES.get(m.type, "user"), "content": m.text} for m in messages],
-                "max_tokens": self.max_tokens, "temperature": self.temperature, "stop": stop or []}
+                "max_tokens": max_tokens or self.max_tokens, "temperature": self.temperature, "stop": stop or []}
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager=None,
                   **kwargs: Any) -> ChatResult:
-        reply = self._model().create_chat_completion(**self._request(messages, stop))
+        reply = self._model().create_chat_completion(**self._request(messages, stop, kwargs.get("max_tokens")))
         text = reply["choices"][0]["message"]["content"] or ""
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
 
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager=None,
                 **kwargs: Any) -> Iterator[ChatGenerationChunk]:
-        for part in self._model().create_chat_completion(stream=True, **self._request(messages, stop)):
+        for part in self._model().create_chat_completion(stream=True, **self._request(messages, stop, kwargs.get("max_tokens"))):
             text = part["choices"][0]["delta"].get("content")
             if text:
                 if run_manager:

@@ -35,8 +35,8 @@ class ChatBackend(Protocol):
     @property
     def model(self) -> str: ...
 
-    def stream(self, messages: Messages) -> Iterator[str]:
-        """Text deltas of the reply; raises on any failure."""
+    def stream(self, messages: Messages, max_tokens: int | None = None) -> Iterator[str]:
+        """Text deltas of the reply (at most `max_tokens`, default the setting); raises on any failure."""
         ...
 
 
@@ -58,11 +58,11 @@ class LangChainBackend:
             self._model = self._discover_model()
         return self._model or "default"
 
-    def stream(self, messages: Messages) -> Iterator[str]:
+    def stream(self, messages: Messages, max_tokens: int | None = None) -> Iterator[str]:
         if self._chat is None:
             self.model  # noqa: B018 - resolve the model name before building the client
             self._chat = self._build()
-        for chunk in self._chat.stream(messages):
+        for chunk in self._chat.stream(messages, **({"max_tokens": max_tokens} if max_tokens else {})):
             if isinstance(chunk.content, str):
                 text = chunk.content
             else:  # content blocks (Anthropic): keep the text ones

@@ -233,9 +233,10 @@ def test_end_to_end_run_writes_the_run_folder(cli_env, tmp_path):
 
 # ---------------------------------------------------------------------------- the CI quality gate
 
-# Floors one question under what the bundled set measures today (hit@5 0.90, MRR@10 0.72,
-# abstention 0.85, false abstentions 0.00 — README "Quality"); raise them as the pipeline improves.
-QUALITY_FLOOR = ["--min", "hit@5=0.88", "--min", "mrr@10=0.69", "--min", "abstention=0.76",
+# Floors one question under what the bundled set measures today (hit@5 0.878 over 74 answerable
+# questions, follow-ups included, MRR@10 0.71, abstention 0.85, false abstentions 0.00 — README
+# "Quality"); raise them as the pipeline improves.
+QUALITY_FLOOR = ["--min", "hit@5=0.86", "--min", "mrr@10=0.69", "--min", "abstention=0.76",
                  "--max", "false_abstention=0.02"]
 
 

@@ -26,7 +26,7 @@ from pydantic import SecretStr
 from slack_bolt import BoltContext
 
 from rag.factory import build_index
-from rag.ingest import ingest
+from rag.ingest import FileLimits, ingest
 from rag.settings import Settings
 from slackbot.app import SlackBot
 from slackbot.blocks import MAX_BLOCKS, SECTION_CHARS, answer_messages, from_slack
@@ -56,7 +56,7 @@ def bot_data_dir(tmp_path_factory, pipeline, data_dir) -> Path:
     shutil.copytree(data_dir, copy, ignore=shutil.ignore_patterns("eval-runs", "feedback.jsonl", "slack"))
     (root / "office_notes.txt").write_text(MARKUP_TRANSCRIPT, encoding="utf-8")
     report = ingest([root / "office_notes.txt"], build_index(Settings(data_dir=copy)), pipeline.embedder,
-                    pipeline.settings.chunk_tokens, show_progress=False)
+                    pipeline.settings.chunk_tokens, FileLimits(max_bytes=int(20e6)), show_progress=False)
     assert report.added and not report.errors
     return copy
 
