@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .dataset import read_corpus_file
 from rag.factory import build_pipeline
 from rag.settings import BUNDLED_CORPUS
 
@@ -25,7 +26,7 @@ def load_probes(name: str) -> list[dict]:
 
 def evidence_hit(probe: dict, passages) -> bool:
     """Does a passage overlap the probe's evidence quote in its source file?"""
-    text = (BUNDLED_CORPUS / probe["source"]).read_text(encoding="utf-8")
+    text = read_corpus_file(BUNDLED_CORPUS / probe["source"])
     start = text.find(probe["evidence"])
     end = start + len(probe["evidence"])
     return any(p.chunk.source == probe["source"] and p.chunk.char_start < end and start < p.chunk.char_end

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from rag.cli import llm_options, llm_overrides, with_options
 from rag.errors import UserError
 
 from .dataset import DEFAULT_QUESTIONS, DatasetError, Question, load_questions, parse_filters, select
@@ -125,10 +126,7 @@ quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
               help="Also run the textbook LangChain baseline, side by side.")
 @click.option("--judge", "judge_name", default="heuristic", show_default=True,
               help="Who decides support/coverage: 'heuristic' or 'llm' (the configured backend).")
-@click.option("--llm", type=click.Choice(["extractive", "openai", "anthropic", "llamacpp"]), default=None,
-              help="Answer with this backend (default: RAG_LLM).")
-@click.option("--model", default=None, help="LLM model (default: RAG_LLM_MODEL).")
-@click.option("--base-url", default=None, help="OpenAI-compatible server URL (default: RAG_LLM_BASE_URL).")
+@with_options(llm_options)
 @click.option("--min", "mins", multiple=True, metavar="METRIC=VALUE",
               help="Exit 1 when our overall METRIC is below VALUE (e.g. hit@5=0.85, abstention=0.8).")
 @click.option("--max", "maxs", multiple=True, metavar="METRIC=VALUE",
@@ -166,7 +164,7 @@ def eval_group(ctx: click.Context, out: Path | None, limit: int | None, filters:
     from .run import PipelineSystem, run_questions
 
     started = datetime.now()
-    pipe = _pipeline(llm=llm, llm_model=model, llm_base_url=base_url)
+    pipe = _pipeline(**llm_overrides(llm, model, base_url))
     settings = pipe.settings
     try:
         judge = make_judge(judge_name, pipe.embedder, settings, labels_path)

@@ -92,7 +92,7 @@ class Question:
 # ---------------------------------------------------------------------------- corpus
 
 @lru_cache(maxsize=32)
-def _read(path: Path) -> str:
+def read_corpus_file(path: Path) -> str:
     return path.read_text(encoding="utf-8")
 
 
@@ -112,7 +112,7 @@ def chinese_only_files(corpus_dir: Path) -> frozenset[str]:
     for path in sorted(corpus_dir.glob("*")):
         if not path.is_file():
             continue
-        text = _read(path)
+        text = read_corpus_file(path)
         english = sum(len(line) for line in text.splitlines() if line.strip() and detect_language(line) == "en")
         if text and english / len(text) < 0.3:
             out.add(path.name)
@@ -169,7 +169,7 @@ def _validate(obj: object, where: str, corpus_dir: Path) -> list[str]:
         if "/" in g["source"] or not path.is_file():
             errors.append(f"{at}: source file {g['source']!r} not found in {corpus_dir}")
             continue
-        if g["quote"] not in _read(path):
+        if g["quote"] not in read_corpus_file(path):
             errors.append(f"{at}: quote not found in {g['source']}: {g['quote'][:60]!r}")
     history = obj.get("history", [])
     if not isinstance(history, list) or not all(
@@ -220,7 +220,7 @@ def load_questions(path: Path = DEFAULT_QUESTIONS, corpus_dir: Path = BUNDLED_CO
             continue
         gold = [
             Gold(g["source"], g["quote"],
-                 tuple(GoldSpan(g["source"], a, b) for a, b in find_spans(_read(corpus_dir / g["source"]), g["quote"])))
+                 tuple(GoldSpan(g["source"], a, b) for a, b in find_spans(read_corpus_file(corpus_dir / g["source"]), g["quote"])))
             for g in obj["gold"]
         ]
         known = {"id", "question", "language", "answerable", "type", "expected_speaker", "gold",

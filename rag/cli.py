@@ -134,16 +134,23 @@ def _run(question: str, as_json: bool, handle, render, overrides: dict | None = 
         sys.exit(1)
 
 
+def with_options(options):
+    """Apply a tuple of click decorators, first one outermost (as if stacked in that order)."""
+    def decorate(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+    return decorate
+
+
 def _question_command(f):
     """The arguments `rag search` and `rag ask` share."""
-    for option in reversed((
+    return cli.command()(with_options((
         click.argument("question"),
         click.option("-k", "k", type=click.IntRange(1, 50), default=None, help="How many passages (default 5)."),
         click.option("--speaker", help="Only this person's words (e.g. 'Amanda Askell', 'Askell', '阿莫迪')."),
         click.option("--json", "as_json", is_flag=True, help="One JSON object per question."),
-    )):
-        f = option(f)
-    return cli.command()(f)
+    ))(f))
 
 
 @_question_command
@@ -165,20 +172,13 @@ llm_options = (
 )
 
 
-def _with(options):
-    def decorate(f):
-        for option in reversed(options):
-            f = option(f)
-        return f
-    return decorate
-
-
-def _llm_overrides(llm: str | None, model: str | None, base_url: str | None) -> dict:
+def llm_overrides(llm: str | None, model: str | None, base_url: str | None) -> dict:
+    """`llm_options` as `Settings` fields (None: keep the environment's)."""
     return {"llm": llm, "llm_model": model, "llm_base_url": base_url}
 
 
 @_question_command
-@_with(llm_options)
+@with_options(llm_options)
 @click.option("--events", is_flag=True, help="Stream every event as one JSON object per line.")
 def ask(question: str, k: int | None, speaker: str | None, as_json: bool, llm: str | None, model: str | None,
         base_url: str | None, events: bool) -> None:
@@ -195,16 +195,16 @@ def ask(question: str, k: int | None, speaker: str | None, as_json: bool, llm: s
             return None
         return pipe.ask(q, k=k, speaker=speaker).to_json()
 
-    _run(question, as_json or events, handle, render_answer, _llm_overrides(llm, model, base_url))
+    _run(question, as_json or events, handle, render_answer, llm_overrides(llm, model, base_url))
 
 
 @cli.command()
-@_with(llm_options)
+@with_options(llm_options)
 @click.option("-k", "k", type=click.IntRange(1, 50), default=None, help="How many passages (default 5).")
 def chat(llm: str | None, model: str | None, base_url: str | None, k: int | None) -> None:
     """Chat in the terminal: follow-up questions keep the conversation's topic (Ctrl-D ends, /clear forgets)."""
     try:
-        pipe = ready_pipeline(**_llm_overrides(llm, model, base_url))
+        pipe = ready_pipeline(**llm_overrides(llm, model, base_url))
     except UserError as exc:
         raise click.ClickException(str(exc)) from exc
     history: list[dict] = []

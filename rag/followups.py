@@ -21,6 +21,7 @@ from .lexicon import tokenize
 from .llm import ChatBackend
 from .prompts import load_prompt
 from .speakers import SpeakerTable
+from .text import without_spans
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +83,7 @@ class Condenser:
         return f"{previous} {question}"
 
     def _topic_words(self, question: str) -> list[str]:
-        for _, start, end in sorted(self.speakers.mentions(question), key=lambda m: m[1], reverse=True):
-            question = question[:start] + " " + question[end:]
-        return tokenize(question)
+        return tokenize(without_spans(question, [(a, b) for _, a, b in self.speakers.mentions(question)]))
 
     def _by_llm(self, question: str, history: Sequence[ChatMessage]) -> str | None:
         lines = []

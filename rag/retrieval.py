@@ -27,7 +27,7 @@ from .index import CorpusIndex
 from .lexicon import glossary, stem, stopwords, tokenize
 from .models import NON_PERSON_SPEAKERS, Chunk, Passage, QueryPlan, SearchResult
 from .speakers import Aliases, SpeakerTable
-from .text import detect_language, has_cjk
+from .text import detect_language, has_cjk, without_spans
 
 _WHO_SAID = re.compile(r"^\s*(who\b|which (guest|person|speaker)\b)|谁|哪位|哪一位", re.IGNORECASE)
 _ENGLISH_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’-]*")
@@ -36,13 +36,6 @@ _ENGLISH_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’-]*")
 def dense_confidence(best_cosine: float) -> float:
     """The best e5 cosine mapped to [0, 1]: e5 cosines sit in ~0.70–0.90 whatever the question."""
     return min(1.0, max(0.0, (best_cosine - 0.75) / 0.12))
-
-
-def _without(text: str, spans: list[tuple[int, int]]) -> str:
-    """`text` with the character spans cut out, spaces collapsed."""
-    for start, end in sorted(set(spans), reverse=True):
-        text = text[:start] + " " + text[end:]
-    return " ".join(text.split())
 
 
 class UnknownSpeaker(UserError):
@@ -113,11 +106,11 @@ class HybridRetriever:
                 plan.speaker = named[0]
         person_spans = [(a, b) for _, a, b in self.speakers.mentions(question)]
         venue_spans = [] if source is not None else self._venue(question, plan, person_spans)
-        if venue_spans and not tokenize(_without(question, venue_spans)):  # only the venue asked: search as written
+        if venue_spans and not tokenize(without_spans(question, venue_spans)):  # only the venue asked: search as written
             venue_spans = []
-        plan.search_text = _without(question, venue_spans)
+        plan.search_text = without_spans(question, venue_spans)
         # a person's own turns never contain their name
-        plan.terms = self._lexical_terms(_without(question, venue_spans + (person_spans if plan.speaker else [])), plan)
+        plan.terms = self._lexical_terms(without_spans(question, venue_spans + (person_spans if plan.speaker else [])), plan)
         plan.never_mentioned = (unknown_names(plan.search_text, self.index, self.speakers)
                                 or foreign_topic(plan.search_text, self.index, self.speakers))
         return plan
@@ -217,7 +210,7 @@ class HybridRetriever:
         plan.translations = list(translations)
         for text in plan.translations:
             if plan.speaker:  # as for the question: a person's own turns never contain their name
-                text = _without(text, [(a, b) for _, a, b in self.speakers.mentions(text)])
+                text = without_spans(text, [(a, b) for _, a, b in self.speakers.mentions(text)])
             lists.append((t.translation_weight, self.index.nearest(self.embedder.encode_query(text), self.candidates, allowed)))
             lists.append((t.translation_weight, self._lexical_hits(self.index.lexical, dict.fromkeys(tokenize(text), 1.0), allowed)))
         for weight, hits in lists:

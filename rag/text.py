@@ -43,6 +43,13 @@ def has_cjk(text: str) -> bool:
     return _CJK.search(text) is not None
 
 
+def without_spans(text: str, spans: list[tuple[int, int]]) -> str:
+    """`text` with the character spans cut out (a name, a venue), spaces collapsed."""
+    for start, end in sorted(set(spans), reverse=True):
+        text = text[:start] + " " + text[end:]
+    return " ".join(text.split())
+
+
 def detect_language(text: str) -> str:
     """'zh' when a meaningful share of letters are Chinese characters, else 'en'."""
     cjk = len(_CJK.findall(text))
