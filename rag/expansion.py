@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from threading import Lock
 
 from .answering import LANGUAGE_NAMES
-from .llm import ChatBackend
+from .llm import ChatBackend, within
 from .prompts import load_prompt
 from .text import detect_language
 
@@ -32,7 +30,6 @@ class QueryTranslator:
         self.timeout = timeout
         self._cache: OrderedDict[str, str | None] = OrderedDict()
         self._lock = Lock()
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="query-translation")
 
     def translations(self, question: str) -> list[str]:
         """The question in the corpus's other language, or [] when the model fails or is slow."""
@@ -41,10 +38,9 @@ class QueryTranslator:
                 self._cache.move_to_end(question)
                 cached = self._cache[question]
                 return [cached] if cached else []
-        future = self._pool.submit(self._translate, question)
         try:
-            translated = future.result(timeout=self.timeout)
-        except FutureTimeout:
+            translated = within(self.timeout, lambda: self._translate(question))
+        except TimeoutError:
             log.warning("query translation took over %.1f s; searching without it", self.timeout)
             return []  # not cached: the next ask may be luckier
         except Exception as exc:  # the offline bridge still works

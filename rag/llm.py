@@ -18,8 +18,9 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from .errors import ConfigError
 from .settings import Settings
@@ -27,6 +28,15 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 Messages = list[tuple[str, str]]  # (role, text), role in "system" / "user" / "assistant"
+T = TypeVar("T")
+
+_SIDE_CALLS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="llm-side-call")
+
+
+def within(timeout: float, call: Callable[[], T]) -> T:
+    """`call()` for an LLM side call (query translation, the answerability check), which must not
+    hold up an answer: raises TimeoutError after `timeout` s (the call ends unused in the background)."""
+    return _SIDE_CALLS.submit(call).result(timeout=timeout)
 
 
 class ChatBackend(Protocol):
