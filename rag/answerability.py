@@ -15,14 +15,22 @@ corpus for an answer to exist:
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 from .index import CorpusIndex
 from .lexicon import cedict_glosses, common_chinese_words, glossary, proper_nouns, segment, stem, stopwords
+from .llm import ChatBackend, within
+from .models import Passage
+from .prompts import load_prompt
 from .speakers import RESOURCES, SpeakerTable
 from .text import CJK, has_cjk
+
+log = logging.getLogger(__name__)
 
 _NAME_OR_IDENTIFIER = re.compile(rf"[A-Za-z][A-Za-z0-9.'’-]*[A-Za-z0-9]|[{CJK}]+")
 # "Claude 3.7", "Sonnet 3.5", "3.5 Haiku": a capitalised name next to a short version number
@@ -218,3 +226,53 @@ def missing_answer_type(question: str, evidence: Iterable[str]) -> str | None:
         if asks(question) and not any(found.search(t) for t in texts):
             return kind
     return None
+
+
+@dataclass
+class CheckResult:
+    """The LLM's verdict on the best passages: `states_answer` None when it gave none in time."""
+
+    states_answer: bool | None
+    ms: float
+    fallback: str | None = None  # why the offline decision stands (timeout, failure, unclear reply)
+
+    def to_json(self) -> dict:
+        return {"states_answer": self.states_answer, "ms": round(self.ms, 1), "fallback": self.fallback}
+
+
+class AnswerabilityCheck:
+    """With an LLM: do the best passages state what the question asks? A near miss ("what did
+    Amanda name her stolen bike?") retrieves passages naming all the right things, so only
+    reading tells. One short call on the top few passages, each cut short (a small local model
+    reads slowly): the model copies the words that answer or says NONE, and only its first
+    words are read. On a timeout, a failure or an empty reply the offline decision stands."""
+
+    PASSAGES = 3
+    CHARS = 300
+    MAX_TOKENS = 4  # NONE, or the start of a quote
+
+    def __init__(self, backend: ChatBackend, timeout: float):
+        self.backend = backend
+        self.timeout = timeout
+
+    def check(self, question: str, passages: Sequence[Passage]) -> CheckResult:
+        started = time.perf_counter()
+        try:
+            states = within(self.timeout, lambda: self._ask(question, passages))
+            fallback = None if states is not None else "empty reply"
+        except TimeoutError:
+            states, fallback = None, f"no verdict within {self.timeout:g} s (RAG_LLM_CHECK_TIMEOUT)"
+        except Exception as exc:  # the offline decision still stands
+            states, fallback = None, f"check failed: {type(exc).__name__}"
+        if fallback:
+            log.warning("answerability check: %s; answering on retrieval alone", fallback)
+        return CheckResult(states, (time.perf_counter() - started) * 1000, fallback)
+
+    def _ask(self, question: str, passages: Sequence[Passage]) -> bool | None:
+        blocks = "\n\n".join(f"[{n}] {(p.shown_text or p.chunk.text)[:self.CHARS]}"
+                              for n, p in enumerate(passages[:self.PASSAGES], 1))
+        messages = load_prompt("answerable").messages(question=question, passages=blocks)
+        reply = "".join(self.backend.stream(messages, max_tokens=self.MAX_TOKENS)).strip(" \n\"'*.:")
+        if not reply:
+            return None
+        return reply.split()[0].lower().strip(".,") not in ("none", "no")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from vectorstore.chroma import ChromaStore
 
+from .answerability import AnswerabilityCheck
 from .answering import Answerer, ExtractiveAnswerer, LLMAnswerer
 from .embeddings import E5Embedder, Embedder, SentenceTransformerEmbedder
 from .errors import ConfigError
@@ -61,5 +62,7 @@ def build_pipeline(settings: Settings | None = None) -> Pipeline:
     )
     translator = (QueryTranslator(backend, settings.llm_expansion_timeout)
                   if backend is not None and settings.llm_query_expansion else None)
+    checker = (AnswerabilityCheck(backend, settings.llm_check_timeout)
+               if backend is not None and settings.llm_answerability_check else None)
     return Pipeline(settings, index, embedder, retriever, build_answerer(backend, settings),
-                    Condenser(speakers, backend), translator)
+                    Condenser(speakers, backend), translator, checker)

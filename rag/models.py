@@ -227,6 +227,7 @@ class Answer:
     fallback: str | None = None  # why the configured LLM's answer was replaced by the extractive one
     query: QueryPlan | None = None  # the question as searched (a follow-up rewritten to stand alone)
     model: str | None = None
+    check: dict | None = None  # the LLM answerability check's verdict (rag.answerability.CheckResult)
 
     @property
     def unsupported(self) -> list[Claim]:
@@ -246,6 +247,7 @@ class Answer:
             "passages": [p.to_json() for p in self.passages],
             "backend": self.backend,
             "model": self.model,
+            "check": self.check,
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
         }
 

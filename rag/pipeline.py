@@ -2,7 +2,8 @@
 go through this object, so they behave the same.
 
 What every answerer shares happens here, once: follow-ups rewritten to stand alone, abstention
-("the interviews don't cover that"), every citation checked, and the fall back to the
+("the interviews don't cover that"; with an LLM, also when it reads that the best passages don't
+state the answer), every citation checked, and the fall back to the
 extractive answer when an LLM fails or cites nothing. Interfaces render the events.
 """
 
@@ -15,6 +16,7 @@ from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from .answerability import AnswerabilityCheck
 from .answering import NOT_COVERED, Answerer, ExtractiveAnswerer, abstention
 from .caching import shared_cached_property
 from .citations import StreamGuard
@@ -80,6 +82,7 @@ class Pipeline:
         answerer: Answerer,
         condenser: Condenser,
         translator: QueryTranslator | None = None,
+        checker: AnswerabilityCheck | None = None,
     ):
         self.settings = settings
         self.index = index
@@ -88,6 +91,7 @@ class Pipeline:
         self.answerer = answerer
         self.condenser = condenser
         self.translator = translator
+        self.checker = checker
         self.extractive = answerer if isinstance(answerer, ExtractiveAnswerer) else ExtractiveAnswerer()
 
     # ------------------------------------------------------------------ index
@@ -179,17 +183,24 @@ class Pipeline:
             answer = Answer(question, text, abstained, parts.get("citations", []), result.passages,
                             backend=answerer.name, confidence=result.confidence, claims=parts.get("claims", []),
                             invalid_citations=parts.get("invalid", []), fallback=fallback, query=result.plan,
-                            model=answerer.model, timings_ms={"answer": _ms(started), **parts.get("timings", {})})
+                            model=answerer.model, check=check.to_json() if check else None,
+                            timings_ms={"answer": _ms(started), **timings, **parts.get("timings", {})})
             return Completed(answer)
 
-        if not result.passages or result.confidence < self.settings.min_confidence:
+        check = None
+        timings: dict[str, float] = {}
+        covered = bool(result.passages) and result.confidence >= self.settings.min_confidence
+        if covered and self.checker is not None:
+            check = self.checker.check(result.plan.question, result.passages)
+            timings["check"] = check.ms
+            covered = check.states_answer is not False
+        if not covered:
             text = abstention(result.plan, language)
             yield TextDelta(text)
             yield finish(self.answerer, text, True)
             return
 
         fallback = None
-        timings: dict[str, float] = {}
         try:
             outcome = yield from self._write(self.answerer, result, language, started, timings)
         except Exception as exc:  # an LLM failure must never cost the user their answer

@@ -127,6 +127,12 @@ class Settings(BaseSettings):
     llm_expansion_timeout: float = Field(
         default=8.0, gt=0, description="Seconds the translation may take before retrieval goes on without it."
     )
+    llm_answerability_check: bool = Field(
+        default=True, description="With an LLM: abstain when it reads that the best passages don't state the answer."
+    )
+    llm_check_timeout: float = Field(
+        default=8.0, gt=0, description="Seconds the answerability check may take before retrieval's decision stands."
+    )
     llm_threads: int | None = Field(default=None, ge=1, description="llamacpp CPU threads (default: all).")
     llm_context_window: int = Field(default=4096, ge=512, description="llamacpp context size (n_ctx).")
 
