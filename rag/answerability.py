@@ -18,14 +18,15 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .answering import ExtractiveAnswerer
 from .index import CorpusIndex
 from .lexicon import cedict_glosses, common_chinese_words, glossary, proper_nouns, segment, stem, stopwords
 from .llm import ChatBackend, within
-from .models import Passage
+from .models import SearchResult
 from .prompts import load_prompt
 from .speakers import RESOURCES, SpeakerTable
 from .text import CJK, has_cjk
@@ -243,22 +244,22 @@ class CheckResult:
 class AnswerabilityCheck:
     """With an LLM: do the best passages state what the question asks? A near miss ("what did
     Amanda name her stolen bike?") retrieves passages naming all the right things, so only
-    reading tells. One short call on the top few passages, each cut short (a small local model
-    reads slowly): the model copies the words that answer or says NONE, and only its first
-    words are read. On a timeout, a failure or an empty reply the offline decision stands."""
+    reading tells. One short call on what an answer would quote from the top passages (a small
+    local model reads slowly; whole passages cost it minutes on a CPU): the model copies the
+    words that answer or says NONE, and only its first words are read. On a timeout, a failure
+    or an empty reply the offline decision stands."""
 
     PASSAGES = 3
-    CHARS = 300
     MAX_TOKENS = 4  # NONE, or the start of a quote
 
     def __init__(self, backend: ChatBackend, timeout: float):
         self.backend = backend
         self.timeout = timeout
 
-    def check(self, question: str, passages: Sequence[Passage]) -> CheckResult:
+    def check(self, result: SearchResult) -> CheckResult:
         started = time.perf_counter()
         try:
-            states = within(self.timeout, lambda: self._ask(question, passages))
+            states = within(self.timeout, lambda: self._ask(result))
             fallback = None if states is not None else "empty reply"
         except TimeoutError:
             states, fallback = None, f"no verdict within {self.timeout:g} s (RAG_LLM_CHECK_TIMEOUT)"
@@ -268,10 +269,10 @@ class AnswerabilityCheck:
             log.warning("answerability check: %s; answering on retrieval alone", fallback)
         return CheckResult(states, (time.perf_counter() - started) * 1000, fallback)
 
-    def _ask(self, question: str, passages: Sequence[Passage]) -> bool | None:
-        blocks = "\n\n".join(f"[{n}] {(p.shown_text or p.chunk.text)[:self.CHARS]}"
-                              for n, p in enumerate(passages[:self.PASSAGES], 1))
-        messages = load_prompt("answerable").messages(question=question, passages=blocks)
+    def _ask(self, result: SearchResult) -> bool | None:
+        quotes = [ExtractiveAnswerer().best_quote(p, result.plan.terms)[0] for p in result.passages[:self.PASSAGES]]
+        blocks = "\n\n".join(f"[{n}] {quote}" for n, quote in enumerate(quotes, 1))
+        messages = load_prompt("answerable").messages(question=result.plan.question, passages=blocks)
         reply = "".join(self.backend.stream(messages, max_tokens=self.MAX_TOKENS)).strip(" \n\"'*.:")
         if not reply:
             return None

@@ -83,7 +83,7 @@ class ExtractiveAnswerer:
         about_guest = plan.speaker is not None and plan.speaker not in _INTERVIEWERS
         quotable = []
         for passage in result.passages:
-            quote, overlap = self._best_quote(passage, plan.terms)
+            quote, overlap = self.best_quote(passage, plan.terms)
             if overlap > 0 or passage is result.passages[0]:
                 quotable.append((passage, quote))
 
@@ -97,7 +97,9 @@ class ExtractiveAnswerer:
 
         return sorted(quotable, key=order)[: self.max_citations]
 
-    def _best_quote(self, passage: Passage, terms: dict[str, float]) -> tuple[str, float]:
+    def best_quote(self, passage: Passage, terms: dict[str, float]) -> tuple[str, float]:
+        """The sentence(s) sharing most with the question, and that overlap: what an answer quotes
+        from the passage, and so what the answerability check reads."""
         text = passage.shown_text or passage.chunk.text
         # sentence by sentence within paragraphs: a quote never runs across a heading or list line
         numbered = [

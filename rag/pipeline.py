@@ -191,7 +191,7 @@ class Pipeline:
         timings: dict[str, float] = {}
         covered = bool(result.passages) and result.confidence >= self.settings.min_confidence
         if covered and self.checker is not None:
-            check = self.checker.check(result.plan.question, result.passages)
+            check = self.checker.check(result)
             timings["check"] = check.ms
             covered = check.states_answer is not False
         if not covered:
