@@ -13,7 +13,7 @@ Sets: batch 6 of the blind probes (dev and test halves: hit@5 on the answerable 
 on both kinds) and the own eval set (`eval/questions.jsonl`, hit@5 on its answerable questions).
 
     python bench/bench_expansion.py --base-url http://127.0.0.1:8714/v1 [--sets blind-dev,blind-test,own]
-        [--limit N] [--timeout 60] [--no-check] [--label NAME]
+        [--every N] [--timeout 300] [--no-check | --no-expansion] [--label NAME]
 
 Writes bench/results/expansion-<label>.json and prints a table. Needs a built index (RAG_DATA_DIR).
 """
@@ -38,20 +38,22 @@ from rag.prompts import load_prompt  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 
-def question_sets(names: list[str], limit: int | None, near_misses: bool) -> list[dict]:
-    """Rows {set, id, question, history, answerable, hit(passages)} in a fixed order; the near
-    misses only when refusals are measured (they have no hit@5)."""
+def question_sets(names: list[str], every: int, near_misses: bool) -> list[dict]:
+    """Rows {set, id, question, history, answerable, hit(passages)}: every `every`-th answerable
+    question of each set (a CPU too slow for all of them measures a fixed sample), and all of
+    batch 6's near misses (few) when refusals are measured (they have no hit@5)."""
     rows = []
     probes = [(p, True) for p in load_probes("answerable.jsonl")]
     probes += [(p, False) for p in load_probes("unanswerable.jsonl")] if near_misses else []
     for half in ("dev", "test"):
         if f"blind-{half}" in names:
-            chosen = [(p, a) for p, a in probes if p.get("batch") == 6 and p["split"] == half][:limit]
+            half_probes = [(p, a) for p, a in probes if p.get("batch") == 6 and p["split"] == half]
+            chosen = [(p, a) for p, a in half_probes if a][::every] + [(p, a) for p, a in half_probes if not a]
             rows += [{"set": f"blind-{half}", "id": p["id"], "question": p["question"], "history": [],
                       "answerable": a, "language": p["language"],
                       "hit": (lambda passages, p=p: evidence_hit(p, passages)) if a else None} for p, a in chosen]
     if "own" in names:
-        for q in [q for q in load_questions() if q.answerable][:limit]:
+        for q in [q for q in load_questions() if q.answerable][::every]:
             gold = q.gold_spans
             rows.append({"set": "own", "id": q.id, "question": q.question, "history": q.history, "answerable": True,
                          "language": q.language,
@@ -101,10 +103,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-url", required=True, help="OpenAI-compatible server, e.g. http://127.0.0.1:8714/v1")
     parser.add_argument("--sets", default="blind-dev,blind-test,own")
-    parser.add_argument("--limit", type=int, default=None, help="first N questions of each set")
+    parser.add_argument("--every", type=int, default=1, help="every N-th answerable question of each set (a fixed sample)")
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="expansion and check timeout, s (generous: a slow CPU measures the model, not the timeout)")
     parser.add_argument("--no-check", action="store_true", help="expansion only: no answerability check")
+    parser.add_argument("--no-expansion", action="store_true", help="the check alone, on offline retrieval")
     parser.add_argument("--label", default="run")
     args = parser.parse_args()
 
@@ -112,11 +115,11 @@ def main() -> None:
     offline.ensure_ingested()
     llm = build_pipeline(Settings(llm="openai", llm_base_url=args.base_url, llm_temperature=0,
                                   llm_expansion_timeout=args.timeout, llm_check_timeout=args.timeout,
-                                  llm_answerability_check=not args.no_check))
+                                  llm_answerability_check=not args.no_check, llm_query_expansion=not args.no_expansion))
     llm.index, llm.embedder, llm.retriever = offline.index, offline.embedder, offline.retriever
     llm.answerer = llm.extractive  # quotes: the LLM only searches and checks
 
-    rows = question_sets(args.sets.split(","), args.limit, near_misses=not args.no_check)
+    rows = question_sets(args.sets.split(","), args.every, near_misses=not args.no_check)
     out = ROOT / "bench" / "results" / f"expansion-{args.label}.json"
     started = time.perf_counter()
     for i, row in enumerate(rows, 1):
@@ -129,7 +132,7 @@ def main() -> None:
         row["hit"] = hit
         done = [{k: v for k, v in r.items() if k != "hit"} for r in rows[:i]]
         summary = {"model": llm.translator.backend.model if llm.translator else None, "base_url": args.base_url,
-                   "timeout_s": args.timeout, "questions": f"{i}/{len(rows)}",
+                   "timeout_s": args.timeout, "every": args.every, "questions": f"{i}/{len(rows)}",
                    "translate_prompt": load_prompt("translate").user, **summarise(done)}
         out.write_text(json.dumps({"summary": summary, "rows": done}, ensure_ascii=False, indent=1) + "\n",
                        encoding="utf-8")  # after every question: a long run stopped early still counts
