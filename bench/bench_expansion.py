@@ -94,7 +94,7 @@ def summarise(rows: list[dict]) -> dict:
     for stage in ("expansion", "check"):
         values = [r["llm"]["timings_ms"][stage] for r in rows if stage in r["llm"]["timings_ms"]]
         if values:
-            out[f"{stage}_ms"] = {"n": len(values), "p50": percentile(values, 0.5), "p95": percentile(values, 0.95)}
+            out[f"{stage}_ms"] = {"n": len(values), "p50": percentile(values, 50), "p95": percentile(values, 95)}
     out["translated"] = sum(bool(r["llm"]["expanded_queries"]) for r in rows) / len(rows)
     return out
 
