@@ -128,7 +128,8 @@ class Settings(BaseSettings):
         default=8.0, gt=0, description="Seconds the translation may take before retrieval goes on without it."
     )
     llm_answerability_check: bool = Field(
-        default=True, description="With an LLM: abstain when it reads that the best passages don't state the answer."
+        default=False, description="With an LLM: abstain when it reads that the best passages don't state the answer "
+        "(opt-in: with a 1.5B local model it refused most answerable questions, README \"Quality\")."
     )
     llm_check_timeout: float = Field(
         default=8.0, gt=0, description="Seconds the answerability check may take before retrieval's decision stands."

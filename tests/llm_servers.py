@@ -36,8 +36,7 @@ def smollm2_gguf() -> Path:
 
 def llm_pipeline(pipeline: Pipeline, **llm) -> Pipeline:
     """The session's index and embedder with another answerer: only the LLM settings differ."""
-    settings = pipeline.settings.model_copy(update={"llm_max_tokens": 120, "llm_query_expansion": False,
-                                                    "llm_answerability_check": False, **llm})
+    settings = pipeline.settings.model_copy(update={"llm_max_tokens": 120, "llm_query_expansion": False, **llm})
     other = build_pipeline(settings)
     other.index, other.embedder, other.retriever = pipeline.index, pipeline.embedder, pipeline.retriever
     return other

@@ -22,7 +22,8 @@ def test_the_check_reads_the_passages_on_the_real_server_and_reports_its_verdict
     try:
         command = [sys.executable, "-m", "rag", "ask", SYCOPHANCY, "--llm", "openai", "--base-url",
                    server.base_url, "--json"]
-        env = {**cli_env, "RAG_LLM_QUERY_EXPANSION": "false", "RAG_LLM_MAX_TOKENS": "60"}
+        env = {**cli_env, "RAG_LLM_ANSWERABILITY_CHECK": "true", "RAG_LLM_QUERY_EXPANSION": "false",
+               "RAG_LLM_MAX_TOKENS": "60"}
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     finally:
         server.stop()
