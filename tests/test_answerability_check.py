@@ -51,7 +51,8 @@ def test_no_abstains_with_the_not_covered_answer_and_yes_answers(pipeline):
     with FakeAnthropic() as fake:
         fake.replies = ["No.", "yes", "Askell says models tell people what they want to hear [1]."]
         pipe = llm_pipeline(pipeline, llm="anthropic", llm_model="m", llm_base_url=fake.base_url,
-                            llm_api_key=SecretStr(fake.api_key), llm_answerability_check=True)
+                            llm_api_key=SecretStr(fake.api_key), llm_answerability_check=True,
+                            llm_check_timeout=120)  # the first call imports the client: slow on busy cores
         refused = pipe.ask("What did Askell name her bicycle?")
         answered = pipe.ask(SYCOPHANCY)
     assert refused.abstained and "don't cover" in refused.text and refused.check["states_answer"] is False
