@@ -235,7 +235,7 @@ class CheckResult:
 
     states_answer: bool | None
     ms: float
-    fallback: str | None = None  # why the offline decision stands (timeout, failure, unclear reply)
+    fallback: str | None = None  # why the offline decision stands (timeout, failure, empty reply)
 
     def to_json(self) -> dict:
         return {"states_answer": self.states_answer, "ms": round(self.ms, 1), "fallback": self.fallback}

@@ -2,8 +2,8 @@
 go through this object, so they behave the same.
 
 What every answerer shares happens here, once: follow-ups rewritten to stand alone, abstention
-("the interviews don't cover that"; with an LLM, also when it reads that the best passages don't
-state the answer), every citation checked, and the fall back to the
+("the interviews don't cover that"; with an LLM and the opt-in check, also when it reads that the
+best passages don't state the answer), every citation checked, and the fall back to the
 extractive answer when an LLM fails or cites nothing. Interfaces render the events.
 """
 
