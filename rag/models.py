@@ -227,6 +227,7 @@ class Answer:
     fallback: str | None = None  # why the configured LLM's answer was replaced by the extractive one
     query: QueryPlan | None = None  # the question as searched (a follow-up rewritten to stand alone)
     model: str | None = None
+    request_id: str | None = None  # the id of its log line (rag.logs): what a user quotes in a report
 
     @property
     def unsupported(self) -> list[Claim]:
@@ -247,6 +248,7 @@ class Answer:
             "backend": self.backend,
             "model": self.model,
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
+            "request_id": self.request_id,
         }
 
 

@@ -150,6 +150,10 @@ class Settings(BaseSettings):
     slack_update_interval: float = Field(
         default=1.0, ge=0.2, description="Seconds between two chat.update calls of a streamed answer.")
 
+    # Logs: JSON lines on stderr, one line per request at info (rag.logs)
+    log_level: Literal["debug", "info", "warning", "error"] | None = Field(
+        default=None, description="Unset: info for `rag serve` and `rag slack`, warning for one-shot commands.")
+
     # Web chat (`rag serve`)
     web_auth: SecretStr | None = Field(default=None, description="user:password for basic auth; off when unset.")
     web_concurrency: int = Field(
