@@ -194,10 +194,12 @@ class Citation:
     n: int
     passage: Passage
     supported: bool | None = None
+    quote: str | None = None  # the sentence of the passage (as shown) that the citing claims rest on
 
     def to_json(self) -> dict:
         body = self.passage.to_json()
-        return {"n": self.n, **{k: v for k, v in body.items() if k != "score"}, "supported": self.supported}
+        return {"n": self.n, **{k: v for k, v in body.items() if k != "score"}, "supported": self.supported,
+                "quote": self.quote}
 
 
 @dataclass

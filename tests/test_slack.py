@@ -28,7 +28,7 @@ from rag.factory import build_index
 from rag.ingest import FileLimits, ingest
 from rag.settings import Settings
 from slackbot.app import SlackBot
-from slackbot.blocks import MAX_BLOCKS, SECTION_CHARS, answer_messages, from_slack
+from slackbot.blocks import MAX_BLOCKS, SECTION_CHARS, answer_messages, from_slack, source_line
 from slackbot.cli import slack
 from tests.bad_questions import QUESTION_CASES, BadQuestion, ids
 from tests.conftest import free_port
@@ -315,10 +315,19 @@ def test_start_up_stops_naming_the_missing_or_malformed_variable(args, env, vari
     assert BOT_TOKEN not in result.output
 
 
+def test_each_source_quotes_the_sentence_the_answer_rests_on(pipeline):
+    payload = pipeline.ask("What did Dario Amodei say about the race to the top?").to_json()
+    for citation in payload["citations"]:
+        quote = citation["quote"]
+        assert quote and quote in citation["text"] and quote in payload["answer"]  # the extractive answer quotes it
+        assert html.unescape(source_line(citation)).split("\n> ")[1].rstrip("…") in quote
+    assert any(not c["text"].startswith(c["quote"]) for c in payload["citations"])  # not just the opening
+
+
 def test_long_answers_split_within_slack_limits_and_everything_is_escaped(pipeline):
     payload = pipeline.ask("What did Askell say about sycophancy?").to_json()
-    long_text = (payload["answer"] + "\n") * 80 + "阿曼达说<!channel>&" * 4000  # a line with no space to cut at
-    citations = [dict(c, supported=False if i == 0 else c["supported"]) for i, c in enumerate(payload["citations"] * 30)]
+    long_text = (payload["answer"] + "\n") * 200 + "阿曼达说<!channel>&" * 4000  # a line with no space to cut at
+    citations = [dict(c, supported=False if i == 0 else c["supported"]) for i, c in enumerate(payload["citations"] * 60)]
     messages = answer_messages({**payload, "answer": long_text, "citations": citations}, "abc123")
     blocks = [b for m in messages for b in m]
     assert len(messages) > 1 and all(len(m) <= MAX_BLOCKS for m in messages)

@@ -188,7 +188,7 @@ def test_vote_appends_question_answer_citations_and_settings(pipeline, tmp_path)
 def test_markup_in_corpus_or_model_text_is_shown_literally(pipeline):
     passage = pipeline.search(ASKELL).passages[0]
     passage.shown_text = '<img src=x onerror="alert(1)"> **bold** & more'
-    card = passage_card(passage, "src-1-1", "[1]", "en", ([], []), ["bold"])
+    card = passage_card(passage, "src-1-1", "[1]", "en", ([], []), "**bold**")
     assert "<img" not in card and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in card
     injected = Answer("q", 'See [here](http://evil.example) <script>x</script> [1]', False, [], [])
     message = answer_markdown(injected, 2)

@@ -254,9 +254,8 @@ def cited_sources(pipeline: Pipeline, answer, number: int, language: str) -> str
     """The cited passages of a finished answer, each with the claims that cite it."""
     if answer.abstained or not answer.citations:
         return '<p class="status">No sources: the interviews don\'t cover this question.</p>'
-    claims = {c.n: [claim.text for claim in answer.claims if c.n in claim.cited] for c in answer.citations}
     return "".join(passage_card(c.passage, source_anchor(number, c.n), f"[{c.n}]", language,
-                                pipeline.index.neighbours(c.passage.chunk), claims[c.n], c.supported)
+                                pipeline.index.neighbours(c.passage.chunk), c.quote, c.supported)
                    for c in answer.citations)
 
 
