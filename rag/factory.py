@@ -28,7 +28,8 @@ def build_embedder(settings: Settings) -> Embedder:
 
 def build_index(settings: Settings) -> CorpusIndex:
     if settings.chroma_host:
-        store = ChromaStore.server(settings.chroma_host, settings.chroma_port, settings.collection)
+        store = ChromaStore.server(settings.chroma_host, settings.chroma_port, settings.collection,
+                                   settings.chroma_timeout)
     else:
         store = ChromaStore.embedded(settings.index_path, settings.collection)
     lexical_path = settings.data_dir / "lexical" / f"{settings.collection}.json"

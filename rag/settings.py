@@ -86,6 +86,7 @@ class Settings(BaseSettings):
     # Vector store: embedded by default, a Chroma server when a host is set
     chroma_host: str | None = None
     chroma_port: int = 8000
+    chroma_timeout: float = Field(default=30.0, gt=0, description="Seconds a Chroma server request may take.")
     collection: str = "interviews"
 
     # Retrieval

@@ -23,6 +23,7 @@ from rag.errors import UserError
 from rag.factory import build_pipeline
 from rag.settings import Settings
 from tests.conftest import free_port
+from tests.llm_servers import SilentServer
 from vectorstore import chroma
 from vectorstore.chroma import ChromaStore
 from vectorstore.store import StoreError
@@ -188,6 +189,17 @@ def test_a_chroma_server_that_is_down_is_named_after_a_bounded_retry(tmp_path, m
     with pytest.raises(UserError, match=f"Cannot reach the Chroma server at http://127.0.0.1:{port}"):
         build_pipeline(settings).search("anything")
     assert time.monotonic() - started < sum(chroma.SERVER_RETRY_DELAYS) + 10
+
+
+def test_a_chroma_server_that_never_answers_is_named_after_a_bounded_wait(tmp_path, monkeypatch):
+    monkeypatch.setattr(chroma, "SERVER_RETRY_DELAYS", (0.1,))
+    with SilentServer() as hung:
+        port = int(hung.base_url.split(":")[2].split("/")[0])
+        settings = Settings(data_dir=tmp_path / "data", chroma_host="127.0.0.1", chroma_port=port, chroma_timeout=1)
+        started = time.monotonic()
+        with pytest.raises(UserError, match=f"Cannot reach the Chroma server at http://127.0.0.1:{port}"):
+            build_pipeline(settings).search("anything")
+    assert time.monotonic() - started < 2 * 1 + 0.1 + 5  # two attempts of 1 s, not forever
 
 
 def test_a_transient_server_failure_is_retried_a_bounded_number_of_times(monkeypatch):

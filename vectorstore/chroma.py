@@ -69,9 +69,17 @@ class ChromaStore:
         return cls(connect, name, str(path), server=False)
 
     @classmethod
-    def server(cls, host: str, port: int, name: str) -> "ChromaStore":
+    def server(cls, host: str, port: int, name: str, timeout: float = 30.0) -> "ChromaStore":
+        """Chroma's HttpClient waits forever for a server that accepts connections and never
+        answers; every request here, the client's own included, gives up after `timeout` seconds."""
         def connect() -> chromadb.ClientAPI:
-            return chromadb.HttpClient(host=host, port=port, settings=ChromaSettings(anonymized_telemetry=False))
+            # the client's constructor already sends requests: a hung server must fail before it
+            httpx.get(f"http://{host}:{port}/api/v2/heartbeat", timeout=timeout).raise_for_status()
+            client = chromadb.HttpClient(host=host, port=port, settings=ChromaSettings(anonymized_telemetry=False))
+            session = getattr(getattr(client, "_server", None), "_session", None)
+            if isinstance(session, httpx.Client):  # Chroma builds it with timeout=None
+                session.timeout = httpx.Timeout(timeout)
+            return client
 
         return cls(connect, name, f"http://{host}:{port}", server=True)
 
