@@ -57,12 +57,13 @@ def start_rag(args: list[str], env: dict) -> subprocess.Popen:
 
 
 def answers(env: dict) -> list[dict]:
-    """The answers a fresh process gives (timings aside), read from the store on disk."""
+    """The answers a fresh process gives (timings and request ids aside), read from the store on disk."""
     out = rag(["ask", "-", "--json"], env, stdin=QUESTIONS)
     assert out.returncode == 0, out.stderr
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     for line in lines:
         line.pop("timings_ms")
+        line.pop("request_id")
     return lines
 
 
