@@ -31,7 +31,7 @@ def build_index(settings: Settings) -> CorpusIndex:
         store = ChromaStore.server(settings.chroma_host, settings.chroma_port, settings.collection)
     else:
         store = ChromaStore.embedded(settings.index_path, settings.collection)
-    lexical_path = settings.data_dir / "lexical" / f"{settings.collection}.json"
+    lexical_path = settings.data_dir / "lexical" / f"{settings.collection}.npz"
     return CorpusIndex(store, lexical_path)
 
 

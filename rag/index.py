@@ -38,6 +38,29 @@ def searchable_text(chunk: Chunk) -> str:
     return "\n".join(p for p in parts if p)
 
 
+def best_rows(scores: np.ndarray, n: int, keep: Callable[[int], bool] | None = None) -> list[int]:
+    """The rows of the `n` highest scores that `keep` accepts, best first, ties in row order.
+
+    The same rows as a stable full sort, but by partial selection (O(rows) rather than
+    O(rows log rows)): only the top is sorted, and widened fourfold while `keep` rejects too many.
+    """
+    wanted = n
+    while True:
+        top = _top(scores, wanted)
+        rows = [int(r) for r in top if keep is None or keep(int(r))]
+        if len(rows) >= n or len(top) == len(scores):
+            return rows[:n]
+        wanted *= 4
+
+
+def _top(scores: np.ndarray, n: int) -> np.ndarray:
+    if n >= len(scores):
+        return np.argsort(-scores, kind="stable")
+    nth = np.partition(scores, len(scores) - n)[len(scores) - n]
+    rows = np.flatnonzero(scores >= nth)  # every tie of the n-th score, so the cut is the stable sort's
+    return rows[np.argsort(-scores[rows], kind="stable")][:n]
+
+
 _NOT_SYNCED = object()
 
 
@@ -82,12 +105,31 @@ class CorpusIndex:
     def sources(self) -> frozenset[str]:
         return frozenset(c.source for c in self.chunks.values())
 
-    @shared_cached_property
+    @property
     def lexical(self) -> BM25Index:
+        return self._bm25[0]
+
+    @property
+    def glossed(self) -> BM25Index:
+        """BM25 over the English glosses of each Chinese chunk (empty for the bilingual file)."""
+        return self._bm25[1]
+
+    @shared_cached_property
+    def monolingual_vocabulary(self) -> frozenset[str]:
+        """Tokens of the single-language files (everything but the bilingual transcript)."""
+        return frozenset(self.lexical.extras.get("monolingual", ()))
+
+    @property
+    def _gloss_path(self) -> Path:
+        return self.lexical_path.with_name(self.lexical_path.stem + ".glosses" + self.lexical_path.suffix)
+
+    @shared_cached_property
+    def _bm25(self) -> tuple[BM25Index, BM25Index]:
+        """Loaded as saved when saved for these chunks (start-up computes nothing), else built and saved."""
         ids = sorted(self.chunks)
-        loaded = BM25Index.load(self.lexical_path, ids)
-        if loaded is not None:
-            return loaded
+        lexical, glossed = (BM25Index.load(path, ids) for path in (self.lexical_path, self._gloss_path))
+        if lexical is not None and glossed is not None:
+            return lexical, glossed
         docs = [tokenize(searchable_text(self.chunks[i])) for i in ids]
         vocabulary = {t for d in docs for t in d}
         # words of the single-language files: an English word found only in the bilingual
@@ -98,21 +140,11 @@ class CorpusIndex:
             [] if self.chunks[i].parallel_text else [w for t in d for w in glosses.get(t, ())]
             for i, d in zip(ids, docs)
         ]
-        extras = {"bridge": dictionary_bridge(vocabulary), "monolingual": monolingual, "gloss_docs": gloss_docs}
-        built = BM25Index(ids, docs, extras)
-        built.save(self.lexical_path)
-        return built
-
-    @shared_cached_property
-    def monolingual_vocabulary(self) -> frozenset[str]:
-        """Tokens of the single-language files (everything but the bilingual transcript)."""
-        return frozenset(self.lexical.extras.get("monolingual", ()))
-
-    @shared_cached_property
-    def glossed(self) -> BM25Index:
-        """BM25 over the English glosses of each Chinese chunk (empty for the bilingual file)."""
-        lexical = self.lexical
-        return BM25Index(lexical.ids, lexical.extras.get("gloss_docs") or [[] for _ in lexical.ids])
+        lexical = BM25Index.build(ids, docs, {"bridge": dictionary_bridge(vocabulary), "monolingual": monolingual})
+        glossed = BM25Index.build(ids, gloss_docs)
+        glossed.save(self._gloss_path)
+        lexical.save(self.lexical_path)
+        return lexical, glossed
 
     @shared_cached_property
     def _matrix(self) -> tuple[list[str], dict[str, int], np.ndarray]:
@@ -151,9 +183,8 @@ class CorpusIndex:
             scores = matrix @ vector
             if len(owners):
                 np.maximum.at(scores, owners, windows @ vector)
-        order = np.argsort(-scores, kind="stable")
-        hits = [(ids[i], float(scores[i])) for i in order if allowed is None or allowed(self.chunks[ids[i]])]
-        return hits[:n]
+        keep = None if allowed is None else (lambda row: allowed(self.chunks[ids[row]]))
+        return [(ids[r], float(scores[r])) for r in best_rows(scores, n, keep)]
 
     @shared_cached_property
     def _plain_text(self) -> str:
@@ -166,7 +197,7 @@ class CorpusIndex:
 
     def refresh(self) -> None:
         """Forget cached views after the loaded version changed; the lexical index rebuilds on next use."""
-        for name in ("chunks", "sources", "lexical", "glossed", "monolingual_vocabulary", "by_turn", "_matrix", "_windows",
+        for name in ("chunks", "sources", "_bm25", "monolingual_vocabulary", "by_turn", "_matrix", "_windows",
                      "_plain_text"):
             self.__dict__.pop(name, None)
 
