@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from vectorstore.embedding_cache import EmbeddingCache
 from vectorstore.lexical import BM25Index
 from vectorstore.store import Version, VersionedStore
 
@@ -65,9 +66,10 @@ _NOT_SYNCED = object()
 
 
 class CorpusIndex:
-    def __init__(self, store: VersionedStore, lexical_path: Path):
+    def __init__(self, store: VersionedStore, lexical_path: Path, embedding_cache: EmbeddingCache | None = None):
         self.store = store
         self.lexical_path = lexical_path
+        self.embedding_cache = embedding_cache  # ingest's vectors by text, kept across killed ingests
         self._version: Version | None = None
         self._loaded: object = _NOT_SYNCED  # the name of the version loaded, None for no version yet
         self._switching = threading.Lock()  # threads of the web app sync at once: one of them switches
