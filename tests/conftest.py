@@ -26,6 +26,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def indexed_pipeline(corpus: Path, data_dir: Path) -> tuple[Pipeline, Settings]:
+    """A private pipeline over `corpus`, indexed in `data_dir`."""
+    settings = Settings(data_dir=data_dir, corpus=[corpus])
+    pipe = build_pipeline(settings)
+    pipe.ingest(show_progress=False)
+    return pipe, settings
+
+
 def window_owners(index) -> set[str]:
     """The chunks that have sentence windows in the index's current version."""
     return set(index.version.window_vectors()[0])

@@ -13,7 +13,7 @@ import rag.index
 from rag import ingest as ingest_module
 from rag.factory import build_index, build_pipeline
 from rag.index import best_rows, searchable_text
-from rag.settings import Settings
+from tests.conftest import indexed_pipeline
 from tests.test_faults import write_talks
 from vectorstore import chroma
 
@@ -50,9 +50,7 @@ def talks(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(chroma, "_PAGE", 7)
     corpus = tmp_path / "corpus"
     write_talks(corpus, talks=2, turns=12)
-    settings = Settings(data_dir=tmp_path / "data", corpus=[corpus])
-    pipe = build_pipeline(settings)
-    pipe.ingest(show_progress=False)
+    pipe, settings = indexed_pipeline(corpus, tmp_path / "data")
     return pipe, corpus, settings
 
 
@@ -79,8 +77,7 @@ def test_an_interrupted_ingest_keeps_the_published_index_and_the_next_one_embeds
                                         if "more" in c.source_path)
     assert resumed.texts == added_passages - killed.texts  # the finished batches came from the cache
 
-    fresh = build_pipeline(Settings(data_dir=settings.data_dir.parent / "fresh", corpus=[corpus]))
-    fresh.ingest(show_progress=False)
+    fresh, _ = indexed_pipeline(corpus, settings.data_dir.parent / "fresh")
     assert sorted(fresh.index.chunks) == sorted(pipe.index.chunks)
     ids = sorted(fresh.index.chunks)
     np.testing.assert_allclose(np.stack(list(fresh.index.vectors(ids).values())),
@@ -142,5 +139,8 @@ def test_top_rows_by_partial_selection_equal_a_stable_full_sort(n):
     scores = rng.integers(0, 50, 1000).astype(np.float32)  # many ties
     order = np.argsort(-scores, kind="stable")
     assert best_rows(scores, n) == order[:n].tolist()
-    rare = lambda row: row % 97 == 0  # noqa: E731 - a filter that rejects most rows
+
+    def rare(row: int) -> bool:  # a filter that rejects most rows
+        return row % 97 == 0
+
     assert best_rows(scores, n, rare) == [r for r in order if rare(r)][:n]
