@@ -32,8 +32,7 @@ def build_index(settings: Settings) -> CorpusIndex:
         store = ChromaStore.server(settings.chroma_host, settings.chroma_port, settings.collection)
     else:
         store = ChromaStore.embedded(settings.index_path, settings.collection)
-    lexical_path = settings.data_dir / "lexical" / f"{settings.collection}.npz"
-    return CorpusIndex(store, lexical_path, EmbeddingCache(settings.data_dir / "embeddings.sqlite"))
+    return CorpusIndex(store, settings.data_dir / "lexical", EmbeddingCache(settings.data_dir / "embeddings.sqlite"))
 
 
 def build_answerer(backend: ChatBackend | None, settings: Settings) -> Answerer:

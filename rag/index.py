@@ -62,13 +62,29 @@ def _top(scores: np.ndarray, n: int) -> np.ndarray:
     return rows[np.argsort(-scores[rows], kind="stable")][:n]
 
 
+def build_lexical(chunks: dict[str, Chunk]) -> tuple[BM25Index, BM25Index]:
+    """BM25 over the chunks' searchable text, and over the English glosses of each Chinese chunk
+    (empty for the bilingual file)."""
+    ids = sorted(chunks)
+    docs = [tokenize(searchable_text(chunks[i])) for i in ids]
+    vocabulary = {t for d in docs for t in d}
+    # words of the single-language files: an English word found only in the bilingual
+    # transcript's English lines can only ever point a question at that one file
+    monolingual = sorted({t for i, d in zip(ids, docs) if not chunks[i].parallel_text for t in d})
+    glosses = english_glosses(vocabulary)
+    gloss_docs = [[] if chunks[i].parallel_text else [w for t in d for w in glosses.get(t, ())]
+                  for i, d in zip(ids, docs)]
+    lexical = BM25Index.build(ids, docs, {"bridge": dictionary_bridge(vocabulary), "monolingual": monolingual})
+    return lexical, BM25Index.build(ids, gloss_docs)
+
+
 _NOT_SYNCED = object()
 
 
 class CorpusIndex:
-    def __init__(self, store: VersionedStore, lexical_path: Path, embedding_cache: EmbeddingCache | None = None):
+    def __init__(self, store: VersionedStore, lexical_dir: Path, embedding_cache: EmbeddingCache | None = None):
         self.store = store
-        self.lexical_path = lexical_path
+        self.lexical_dir = lexical_dir  # the BM25 indexes, one pair of files per version
         self.embedding_cache = embedding_cache  # ingest's vectors by text, kept across killed ingests
         self._version: Version | None = None
         self._loaded: object = _NOT_SYNCED  # the name of the version loaded, None for no version yet
@@ -121,32 +137,33 @@ class CorpusIndex:
         """Tokens of the single-language files (everything but the bilingual transcript)."""
         return frozenset(self.lexical.extras.get("monolingual", ()))
 
-    @property
-    def _gloss_path(self) -> Path:
-        return self.lexical_path.with_name(self.lexical_path.stem + ".glosses" + self.lexical_path.suffix)
-
     @shared_cached_property
     def _bm25(self) -> tuple[BM25Index, BM25Index]:
-        """Loaded as saved when saved for these chunks (start-up computes nothing), else built and saved."""
-        ids = sorted(self.chunks)
-        lexical, glossed = (BM25Index.load(path, ids) for path in (self.lexical_path, self._gloss_path))
+        if self.version is None:
+            return build_lexical({})
+        return self.lexical_for(self.version.name, self.chunks)
+
+    def lexical_for(self, version_name: str, chunks: dict[str, Chunk]) -> tuple[BM25Index, BM25Index]:
+        """A version's BM25 indexes (its chunks, their English glosses): loaded when saved for these
+        chunks, else built and saved. Ingest saves them before it publishes, so readers only load."""
+        paths = self._lexical_files(version_name)
+        ids = sorted(chunks)
+        lexical, glossed = (BM25Index.load(path, ids) for path in paths)
         if lexical is not None and glossed is not None:
             return lexical, glossed
-        docs = [tokenize(searchable_text(self.chunks[i])) for i in ids]
-        vocabulary = {t for d in docs for t in d}
-        # words of the single-language files: an English word found only in the bilingual
-        # transcript's English lines can only ever point a question at that one file
-        monolingual = sorted({t for i, d in zip(ids, docs) if not self.chunks[i].parallel_text for t in d})
-        glosses = english_glosses(vocabulary)
-        gloss_docs = [
-            [] if self.chunks[i].parallel_text else [w for t in d for w in glosses.get(t, ())]
-            for i, d in zip(ids, docs)
-        ]
-        lexical = BM25Index.build(ids, docs, {"bridge": dictionary_bridge(vocabulary), "monolingual": monolingual})
-        glossed = BM25Index.build(ids, gloss_docs)
-        glossed.save(self._gloss_path)
-        lexical.save(self.lexical_path)
-        return lexical, glossed
+        built = build_lexical(chunks)
+        for index, path in zip(built, paths):
+            index.save(path)
+        return built
+
+    def forget_lexical(self, version_names: list[str]) -> None:
+        """Delete the saved BM25 indexes of versions the store dropped."""
+        for name in version_names:
+            for path in self._lexical_files(name):
+                path.unlink(missing_ok=True)
+
+    def _lexical_files(self, version_name: str) -> tuple[Path, Path]:
+        return self.lexical_dir / f"{version_name}.npz", self.lexical_dir / f"{version_name}.glosses.npz"
 
     @shared_cached_property
     def _matrix(self) -> tuple[list[str], dict[str, int], np.ndarray]:

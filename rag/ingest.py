@@ -151,7 +151,7 @@ def ingest(
                  on_progress=on_progress)
         if rebuild and index.embedding_cache is not None:
             index.embedding_cache.forget_unused_since(started)
-    index.store.collect_garbage()  # what a killed ingest left
+    index.forget_lexical(index.store.collect_garbage())  # what a killed ingest left too
     return report
 
 
@@ -226,7 +226,7 @@ def reembed_outdated(index: CorpusIndex, embedder: Embedder, show_progress: bool
     check_embedder(index.version, embedder.name)
     renewed = [replace(c, id=current_id(c)) for c in old]
     _publish(index, embedder, renewed, {c.id for c in old}, show_progress, base=index.version, on_progress=on_progress)
-    index.store.collect_garbage()
+    index.forget_lexical(index.store.collect_garbage())
     return IngestReport(files=sorted({c.source for c in old}), added=len(renewed), removed=len(old))
 
 
@@ -258,6 +258,8 @@ def _publish(index: CorpusIndex, embedder: Embedder, new: list[Chunk], stale: se
             draft.add_windows([owner for owner, _ in owned], vectors[: len(owned)], [w for _, w in owned])
             draft.add([c.id for c in chunks], vectors[len(owned) :], [c.text for c in chunks],
                       [chunk_metadata(c) for c in chunks])
+    kept = {} if base is None else {i: c for i, c in index.chunks.items() if i not in stale}
+    index.lexical_for(draft.name, kept | {c.id: c for c in new})  # readers load it, none builds it
     index.store.publish(draft)
     index.sync()
 

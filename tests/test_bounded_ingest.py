@@ -116,21 +116,28 @@ def test_paged_reads_return_every_row(talks):
     assert set(pipe.index.version.vectors(ids)) == set(ids)
 
 
-def test_the_saved_bm25_index_is_loaded_at_start_up_not_rebuilt(talks, monkeypatch):
-    pipe, _, settings = talks
-    built = pipe.search(QUESTION).passages
+def test_ingest_saves_the_bm25_index_so_start_up_loads_it_and_dropped_versions_take_theirs_along(talks, monkeypatch):
+    pipe, corpus, settings = talks
 
     def no_tokenizing(text):
         raise AssertionError("the BM25 index was rebuilt")
 
-    monkeypatch.setattr(rag.index, "tokenize", no_tokenizing)
-    index = build_index(settings)
-    assert index.lexical.ids == pipe.index.lexical.ids
-    assert (index.lexical.matrix != pipe.index.lexical.matrix).nnz == 0
-    assert index.lexical.df == pipe.index.lexical.df and index.lexical.extras == pipe.index.lexical.extras
-    assert (index.glossed.matrix != pipe.index.glossed.matrix).nnz == 0
-    monkeypatch.undo()
-    assert [p.chunk.id for p in build_pipeline(settings).search(QUESTION).passages] == [p.chunk.id for p in built]
+    with monkeypatch.context() as patch:
+        patch.setattr(rag.index, "tokenize", no_tokenizing)
+        index = build_index(settings)  # a new process's start-up, right after the ingest
+        loaded = index.lexical, index.glossed
+    built = rag.index.build_lexical(pipe.index.chunks)
+    for saved, fresh in zip(loaded, built):
+        assert saved.ids == fresh.ids and (saved.matrix != fresh.matrix).nnz == 0
+        assert saved.df == fresh.df and saved.extras == fresh.extras
+    assert [p.chunk.id for p in build_pipeline(settings).search(QUESTION).passages] == \
+        [p.chunk.id for p in pipe.search(QUESTION).passages]
+
+    for turn in range(3):  # three more versions; the store keeps the current one and the one before
+        (corpus / f"extra{turn}.md").write_text(f"Carol: Extra point {turn} about zebrafish.\n", encoding="utf-8")
+        pipe.ingest(show_progress=False)
+    kept = {pipe.index.version.name, pipe.index.store._pointer()["previous"]}
+    assert {p.name.split(".npz")[0].removesuffix(".glosses") for p in settings.data_dir.joinpath("lexical").iterdir()} == kept
 
 
 @pytest.mark.parametrize("n", [1, 5, 40, 999])
