@@ -138,7 +138,8 @@ def measure_scale(scale: float, scratch: Path, repeat: int, server: bool,
     shutil.rmtree(data, ignore_errors=True)  # a cold ingest, even in a kept folder
     env = {"RAG_DATA_DIR": str(data), "RAG_CORPUS": json.dumps([str(corpus)])}
     row = {"scale": scale, "files": len(files), "megabytes": sum(p.stat().st_size for p in files) / 1e6,
-           "load_before": load_average(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
+           "vectors": "e5" if sentence_file is None else "composed", "load_before": load_average(),
+           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
     print(f"{scale:g}×: ingest…", file=sys.stderr, flush=True)
     if sentence_file is None:
         ingest = in_fresh_process("bench.bench_ingest:worker", env, floor=False)
@@ -173,7 +174,7 @@ def measure_scale(scale: float, scratch: Path, repeat: int, server: bool,
 
 
 COLUMNS = [  # (key, heading, format)
-    ("scale", "corpus", "{:g}×"), ("files", "files", "{}"), ("passages", "passages", "{:,}"),
+    ("scale", "corpus", "{:g}×"), ("vectors", "vectors", "{}"), ("files", "files", "{}"), ("passages", "passages", "{:,}"),
     ("passages_per_s", "ingest passages/s", "{:.1f}"), ("ingest_rss_gb", "ingest RSS GB", "{:.2f}"),
     ("warm_reingest_s", "warm re-ingest s", "{:.2f}"), ("startup_s", "start-up s", "{:.2f}"),
     ("search_p50_ms", "search p50 ms", "{:.0f}"), ("search_p95_ms", "search p95 ms", "{:.0f}"),
@@ -220,6 +221,18 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def merged(rows: list[dict], path: Path) -> list[dict]:
+    """`rows` written into `path` over the rows of the same sizes and vectors a run left there
+    before, so sizes measured by separate runs share one table and plot."""
+    key = lambda row: (row["scale"], row["vectors"])
+    earlier = json.loads(path.read_text()) if path.exists() else []
+    mine = {key(r) for r in rows}
+    rows = sorted([r for r in earlier if key(r) not in mine] + rows, key=lambda r: r["passages"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows, indent=2))
+    return rows
+
+
 def run_scales(scales: list[float], server: bool, composed: list[float] = (), repeat: int = 2,
                keep: Path | None = None) -> str:
     scratch_dir = None if keep else tempfile.TemporaryDirectory(prefix="bench-scale-")
@@ -233,8 +246,7 @@ def run_scales(scales: list[float], server: bool, composed: list[float] = (), re
             print("embedding the sentence pool…", file=sys.stderr, flush=True)
             in_fresh_process("bench.bench_scale:embed_pool_sentences", path=str(sentence_file))
         rows += [measure_scale(s, scratch, repeat, server, sentence_file) for s in composed]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "scale.json").write_text(json.dumps(rows, indent=2))
+    rows = merged(rows, RESULTS / "scale.json")
     plot(rows, RESULTS / "scale.png")
     if scratch_dir:
         scratch_dir.cleanup()
