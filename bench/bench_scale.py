@@ -93,7 +93,7 @@ def composed_ingest(sentence_file: str) -> dict:
     return {"ingest_s": time.perf_counter() - started, "chunks": report.added, "files": len(report.files)}
 
 
-def embed_pool_sentences(path: Path) -> int:
+def embed_pool_sentences(path: str) -> dict:
     """The real e5 vectors of every sentence the synthetic corpora are made of, saved for `composed_ingest`."""
     from rag.factory import build_embedder
     from rag.settings import Settings
@@ -102,7 +102,7 @@ def embed_pool_sentences(path: Path) -> int:
     unique = sorted({*pool.host_sentences, *pool.guest_sentences, *(s for pair in pool.pairs for s in pair)})
     vectors = build_embedder(Settings()).encode_documents(unique)
     np.savez(path, sentences=np.array(unique), vectors=vectors)
-    return len(unique)
+    return {"sentences": len(unique)}
 
 
 def disk_bytes(folder: Path) -> int:
