@@ -235,18 +235,17 @@ def merged(rows: list[dict], path: Path) -> list[dict]:
 
 def run_scales(scales: list[float], server: bool, composed: list[float] = (), repeat: int = 2,
                keep: Path | None = None) -> str:
+    """Measure each size, saving each row as soon as it is measured; the table and plot of every size saved."""
     scratch_dir = None if keep else tempfile.TemporaryDirectory(prefix="bench-scale-")
     scratch = keep or Path(scratch_dir.name)
     scratch.mkdir(parents=True, exist_ok=True)
     converted_e5()
-    rows = [measure_scale(s, scratch, repeat, server) for s in scales]
-    if composed:
-        sentence_file = scratch / "sentences.npz"
-        if not sentence_file.exists():
-            print("embedding the sentence pool…", file=sys.stderr, flush=True)
-            in_fresh_process("bench.bench_scale:embed_pool_sentences", path=str(sentence_file))
-        rows += [measure_scale(s, scratch, repeat, server, sentence_file) for s in composed]
-    rows = merged(rows, RESULTS / "scale.json")
+    sentence_file = scratch / "sentences.npz"
+    if composed and not sentence_file.exists():
+        print("embedding the sentence pool…", file=sys.stderr, flush=True)
+        in_fresh_process("bench.bench_scale:embed_pool_sentences", path=str(sentence_file))
+    for scale, vectors in [(s, None) for s in scales] + [(s, sentence_file) for s in composed]:
+        rows = merged([measure_scale(scale, scratch, repeat, server, vectors)], RESULTS / "scale.json")
     plot(rows, RESULTS / "scale.png")
     if scratch_dir:
         scratch_dir.cleanup()
