@@ -105,6 +105,50 @@ def embed_pool_sentences(path: str) -> dict:
     return {"sentences": len(unique)}
 
 
+def size_dependent_search(factor: int, repeat: int) -> dict:
+    """The parts of a search whose cost grows with the corpus, on the configured index and on its
+    arrays tiled `factor` times (what an index `factor` times larger holds): the dense scoring
+    (chunk and window products, best window per chunk, top-k) and the BM25 scoring (sparse product,
+    top-k), over the eval questions. The rest of a search does not depend on the corpus's size."""
+    from scipy import sparse
+    from threadpoolctl import threadpool_limits
+
+    from rag.index import best_rows
+    from vectorstore.lexical import BM25Index
+
+    pipeline, questions, _ = warmed_pipeline()
+    _, _, matrix = pipeline.index._matrix
+    owners, windows = pipeline.index._windows
+    lexical = pipeline.index.lexical
+    vectors = [pipeline.embedder.encode_query(q) for q, _ in questions]
+    terms = [pipeline.retriever.plan(q).terms for q, _ in questions]
+    out = {}
+    one_blas_thread = threadpool_limits(1, user_api="blas")  # as `CorpusIndex.nearest` runs them
+    for times in (1, factor):
+        chunks, all_windows = np.tile(matrix, (times, 1)), np.tile(windows, (times, 1))
+        all_owners = np.concatenate([owners + i * len(matrix) for i in range(times)])
+        weights = BM25Index(lexical.ids * times, sparse.vstack([lexical.matrix] * times).tocsr(), lexical.vocab,
+                            lexical.df)
+        dense_ms, lexical_ms = [], []
+        for _ in range(repeat):
+            for vector, weighted in zip(vectors, terms):
+                started = time.perf_counter()
+                scores = chunks @ vector
+                np.maximum.at(scores, all_owners, all_windows @ vector)
+                best_rows(scores, 40)
+                dense_ms.append((time.perf_counter() - started) * 1000)
+                started = time.perf_counter()
+                raw = weights.scores(weighted)
+                matched = np.flatnonzero(raw > 0)
+                best_rows(raw[matched], 40)
+                lexical_ms.append((time.perf_counter() - started) * 1000)
+        out[f"x{times}"] = {"chunks": len(chunks), "windows": len(all_windows),
+                            "dense_p50_ms": stats(dense_ms)["p50"], "lexical_p50_ms": stats(lexical_ms)["p50"],
+                            "arrays_gb": (chunks.nbytes + all_windows.nbytes + weights.matrix.data.nbytes * 2) / 2**30}
+    one_blas_thread.unregister()
+    return out
+
+
 def disk_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
@@ -252,6 +296,17 @@ def run_scales(scales: list[float], server: bool, composed: list[float] = (), re
     return scale_table(rows)
 
 
+def tiled(folder: Path, target: float, repeat: int) -> dict:
+    """`size_dependent_search` on the largest index kept in `folder`, tiled up to `target`× the bundled corpus."""
+    scale = max(float(d.name.removeprefix("data-").removesuffix("x")) for d in folder.glob("data-*x"))
+    env = {"RAG_DATA_DIR": str(folder / f"data-{scale:g}x"), "RAG_CORPUS": json.dumps([str(folder / f"corpus-{scale:g}x")])}
+    factor = round(target / scale)
+    result = in_fresh_process("bench.bench_scale:size_dependent_search", env, factor=factor, repeat=repeat)
+    result.update(measured_scale=scale, factor=factor, load=load_average())
+    (RESULTS / "scale_tiled.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scales", default="1,3,10", help="sizes ingested with the real embedder")
@@ -259,9 +314,14 @@ def main() -> None:
     parser.add_argument("--server", action="store_true", help="also query through a `chroma run` server")
     parser.add_argument("--repeat", type=int, default=2, help="timed passes over the eval questions")
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temporary one)")
+    parser.add_argument("--tile-to", type=float, help="then time the size-dependent parts of a search on the "
+                        "largest kept index tiled to this size (needs --keep)")
     args = parser.parse_args()
     sizes = lambda text: [float(s) for s in text.split(",") if s]
-    print(run_scales(sizes(args.scales), args.server, sizes(args.composed), args.repeat, args.keep))
+    if sizes(args.scales) or sizes(args.composed):
+        print(run_scales(sizes(args.scales), args.server, sizes(args.composed), args.repeat, args.keep))
+    if args.tile_to:
+        print(json.dumps(tiled(args.keep, args.tile_to, args.repeat), indent=2))
 
 
 if __name__ == "__main__":
