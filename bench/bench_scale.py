@@ -15,6 +15,11 @@ does not depend on the vectors' values (an exact product over all of them, plus 
 real text), so query latency, RSS, disk and start-up are measured; its ingest throughput is not
 an embedding figure and is reported apart, and the N× embedding time is extrapolated from the
 measured sizes. Writes `bench/results/scale.json` and `bench/results/scale.png`.
+
+`--tile-to N` (with `--keep`): when even a composed N× index is out of reach (its Chroma writes
+alone take hours on a loaded 2-core machine), time the parts of a search whose cost grows with
+the corpus on the largest kept index with its arrays tiled to N× (`size_dependent_search`);
+`bench/results/scale_tiled.json`.
 """
 
 from __future__ import annotations
