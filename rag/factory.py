@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vectorstore.chroma import ChromaStore
+from vectorstore.embedding_cache import EmbeddingCache
 
 from .answering import Answerer, ExtractiveAnswerer, LLMAnswerer
 from .embeddings import E5Embedder, Embedder, SentenceTransformerEmbedder
@@ -32,8 +33,7 @@ def build_index(settings: Settings) -> CorpusIndex:
                                    settings.chroma_timeout)
     else:
         store = ChromaStore.embedded(settings.index_path, settings.collection)
-    lexical_path = settings.data_dir / "lexical" / f"{settings.collection}.json"
-    return CorpusIndex(store, lexical_path)
+    return CorpusIndex(store, settings.data_dir / "lexical", EmbeddingCache(settings.data_dir / "embeddings.sqlite"))
 
 
 def build_answerer(backend: ChatBackend | None, settings: Settings) -> Answerer:

@@ -72,6 +72,11 @@ def version_collections(data_dir: Path) -> set[str]:
     return {c.name.removesuffix(".windows") for c in client.list_collections()} - {"interviews.pointer"}
 
 
+def forget_embeddings(data_dir: Path) -> None:
+    """Delete the embedding cache (always safe), so the next rebuild embeds again and takes seconds."""
+    (data_dir / "embeddings.sqlite").unlink(missing_ok=True)
+
+
 @pytest.fixture
 def indexed(tmp_path: Path) -> tuple[Path, dict]:
     corpus = tmp_path / "corpus"
@@ -88,6 +93,7 @@ def test_sigkill_at_any_moment_of_a_rebuild_keeps_the_same_answers_and_the_next_
     assert any(a["citations"] for a in before)
     drafts_left = 0
     for delay in (0.5, 3.0, 5.0, 7.0):  # start-up, reading, embedding, writing the draft
+        forget_embeddings(data_dir)
         rebuild = start_rag(["ingest", "--rebuild", "--quiet"], env)
         time.sleep(delay)
         rebuild.send_signal(signal.SIGKILL)
@@ -104,6 +110,7 @@ def test_sigkill_at_any_moment_of_a_rebuild_keeps_the_same_answers_and_the_next_
 
 def test_a_second_ingest_is_refused_while_one_runs_and_the_lock_does_not_outlive_a_killed_holder(indexed):
     data_dir, env = indexed
+    forget_embeddings(data_dir)
     first = start_rag(["ingest", "--rebuild", "--quiet"], env)
     deadline = time.monotonic() + 60
     while "pid" not in (data_dir / "ingest.lock").read_text() and time.monotonic() < deadline:
