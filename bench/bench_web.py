@@ -4,12 +4,15 @@ Starts `rag serve` on 127.0.0.1 (a free port) once per limit, with RAG_WEB_CONCU
 `--clients` chats at once (each its own gradio_client, questions in English and Chinese), and
 reports latency p50/p95, wall time and errors. Bounded: local only, a fixed number of requests.
 
-    RAG_DATA_DIR=... python -m bench.bench_web --limits 1,2,4,8 --clients 20
+    RAG_DATA_DIR=... python -m bench.bench_web --limits 2 --clients 50   # the issue-12 load run
+
+Besides the table, writes `bench/results/web.json` (per limit: latencies, errors, load average).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import statistics
@@ -95,23 +98,27 @@ def run(limit: int, clients: int) -> dict:
     latencies = [t for t, _ in results]
     errors = [e for _, e in results if e]
     return {"limit": limit, "clients": clients, "p50": statistics.median(latencies), "p95": percentile(latencies, 95),
-            "wall": wall, "errors": errors}
+            "wall": wall, "errors": errors, "latencies": latencies, "load_average": os.getloadavg()[:2]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limits", default="1,2,4", help="Concurrency limits to compare (comma-separated).")
-    parser.add_argument("--clients", type=int, default=20, help="Chats fired at once.")
+    parser.add_argument("--clients", type=int, default=50, help="Chats fired at once.")
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "web.json")
     args = parser.parse_args()
+    runs = []
     print(f"{'limit':>5} {'chats':>5} {'p50 s':>7} {'p95 s':>7} {'wall s':>7} {'errors':>6}")
     failed = False
     for limit in (int(x) for x in args.limits.split(",")):
         r = run(limit, args.clients)
+        runs.append(r)
         print(f"{r['limit']:>5} {r['clients']:>5} {r['p50']:>7.2f} {r['p95']:>7.2f} {r['wall']:>7.2f} {len(r['errors']):>6}",
               flush=True)
         for error in r["errors"][:3]:
             print(f"      {error}")
         failed |= bool(r["errors"])
+    args.json.write_text(json.dumps({"runs": runs}, indent=2))
     sys.exit(1 if failed else 0)
 
 

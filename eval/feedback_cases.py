@@ -63,7 +63,7 @@ def replay(pipeline, cases: list[FeedbackCase]) -> list[dict]:
     """Ask every case again; `passed` per the rule in the module docstring."""
     results = []
     for case in cases:
-        answer = pipeline.ask(case.question, case.history).to_json()
+        answer = pipeline.ask(case.question, case.history, interface="eval").to_json()
         same = same_answer(case, answer)
         results.append({"id": case.id, "vote": case.vote, "question": case.question, "comment": case.comment,
                         "passed": same if case.vote == "up" else not same, "answer": answer["answer"]})

@@ -38,7 +38,7 @@ class PipelineSystem:
     def search(self, question: str, k: int, history: list[dict] = ()) -> SearchResult:
         """A follow-up is made standalone first, exactly as `ask` does."""
         searched, rewritten_by = self.pipeline.condenser.condense(question, history)
-        result = self.pipeline.search(searched, k)
+        result = self.pipeline.search(searched, k, interface="eval")
         result.plan.rewritten_by = rewritten_by
         return result
 

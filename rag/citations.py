@@ -220,3 +220,24 @@ def answer_body(answer: str, framing: frozenset[str] = frozenset()) -> str:
     """The answer without framing lines and markers: where key facts are looked for."""
     items = [_clean(_BULLET.sub("", item, count=1)) for item in _items(answer) if not _is_framing(item, framing)]
     return "\n".join(item for item in items if item)
+
+
+def _bigrams(text: str) -> set[str]:
+    text = re.sub(r"\s+", " ", text.lower())
+    return {text[i : i + 2] for i in range(len(text) - 1)}
+
+
+def cited_sentence(text: str, claims: list[str]) -> str | None:
+    """The sentence of `text` a citation's claims rest on: a quoted claim itself, else the sentence
+    sharing the most character pairs with them (a paraphrase, or a translation's numbers and names)."""
+    for claim in claims:
+        quote = claim.strip().strip("“”\"").strip()
+        if quote and quote in text:
+            return quote
+    wanted = set().union(*(_bigrams(c) for c in claims)) if claims else set()
+    best, overlap = None, 0
+    for sentence in sentences(text):
+        shared = len(_bigrams(sentence) & wanted)
+        if shared > overlap:
+            best, overlap = sentence, shared
+    return best

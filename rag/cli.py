@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from .factory import build_pipeline
 from .errors import UserError
 from .events import Completed, Retrieved, TextDelta
+from .logs import configure_logging
 from .models import Answer
 from .pipeline import Pipeline
 from .settings import Settings
@@ -63,10 +64,15 @@ def ready_pipeline(**overrides) -> Pipeline:
     return pipe
 
 
+SERVERS = {"serve", "slack"}  # log every request by default; one-shot commands only warnings
+
+
 @click.group(cls=PluginGroup)
 @click.version_option(package_name="interview-rag")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Ask the Anthropic/Claude interviews questions, in English or Chinese, with cited answers."""
+    configure_logging(load_settings(), "info" if ctx.invoked_subcommand in SERVERS else "warning")
 
 
 @cli.command()
@@ -106,6 +112,7 @@ def _questions(question: str) -> Iterator[str]:
     if question != "-":
         yield question
         return
+    sys.stdin.reconfigure(errors="replace")  # a stray non-UTF-8 byte spoils its character, not the batch
     for line in sys.stdin:
         if line.strip():
             yield line.strip()
@@ -158,7 +165,7 @@ def search(question: str, k: int | None, speaker: str | None, as_json: bool) -> 
     """Show the passages that best match QUESTION ('-' reads one question per line from stdin)."""
 
     def handle(pipe: Pipeline, q: str) -> dict:
-        result = pipe.search(q, k, speaker)
+        result = pipe.search(q, k, speaker, interface="cli")
         return {"query": q, "confidence": result.confidence, "passages": [p.to_json() for p in result.passages]}
 
     _run(question, as_json, handle, render_passages)
@@ -187,13 +194,13 @@ def ask(question: str, k: int | None, speaker: str | None, as_json: bool, llm: s
 
     def handle(pipe: Pipeline, q: str) -> dict | None:
         if events:
-            for event in pipe.ask_stream(q, k=k, speaker=speaker):
+            for event in pipe.ask_stream(q, k=k, speaker=speaker, interface="cli"):
                 click.echo(json.dumps(event.to_json(), ensure_ascii=False))
             return None
         if stream:
-            stream_to_terminal(pipe.ask_stream(q, k=k, speaker=speaker))
+            stream_to_terminal(pipe.ask_stream(q, k=k, speaker=speaker, interface="cli"))
             return None
-        return pipe.ask(q, k=k, speaker=speaker).to_json()
+        return pipe.ask(q, k=k, speaker=speaker, interface="cli").to_json()
 
     _run(question, as_json or events, handle, render_answer, llm_overrides(llm, model, base_url))
 
@@ -220,7 +227,7 @@ def chat(llm: str | None, model: str | None, base_url: str | None, k: int | None
         if not question.strip():
             continue
         try:
-            answer = stream_to_terminal(pipe.ask_stream(question, history, k=k))
+            answer = stream_to_terminal(pipe.ask_stream(question, history, k=k, interface="cli"))
         except UserError as exc:
             click.echo(f"Error: {exc}", err=True)
             continue

@@ -158,8 +158,8 @@ class E5Embedder(EmbedderBase):
         return self._converted
 
     def _use_converted(self, n_texts: int) -> bool:
-        if self._runtime == "auto":
-            return n_texts >= self.torch_from
+        if self._runtime == "auto":  # once loaded, the converted model is the faster for any batch
+            return self._converted is not None or n_texts >= self.torch_from
         return self._runtime == "sentence-transformers"
 
     def encode_documents(self, texts: list[str], progress: Progress | None = None) -> np.ndarray:

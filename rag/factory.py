@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vectorstore.chroma import ChromaStore
+from vectorstore.embedding_cache import EmbeddingCache
 
 from .answerability import AnswerabilityCheck
 from .answering import Answerer, ExtractiveAnswerer, LLMAnswerer
@@ -29,11 +30,11 @@ def build_embedder(settings: Settings) -> Embedder:
 
 def build_index(settings: Settings) -> CorpusIndex:
     if settings.chroma_host:
-        store = ChromaStore.server(settings.chroma_host, settings.chroma_port, settings.collection)
+        store = ChromaStore.server(settings.chroma_host, settings.chroma_port, settings.collection,
+                                   settings.chroma_timeout)
     else:
         store = ChromaStore.embedded(settings.index_path, settings.collection)
-    lexical_path = settings.data_dir / "lexical" / f"{settings.collection}.json"
-    return CorpusIndex(store, lexical_path)
+    return CorpusIndex(store, settings.data_dir / "lexical", EmbeddingCache(settings.data_dir / "embeddings.sqlite"))
 
 
 def build_answerer(backend: ChatBackend | None, settings: Settings) -> Answerer:

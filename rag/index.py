@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from vectorstore.embedding_cache import EmbeddingCache
 from vectorstore.lexical import BM25Index
 from vectorstore.store import Version, VersionedStore
 
@@ -38,13 +39,53 @@ def searchable_text(chunk: Chunk) -> str:
     return "\n".join(p for p in parts if p)
 
 
+def best_rows(scores: np.ndarray, n: int, keep: Callable[[int], bool] | None = None) -> list[int]:
+    """The rows of the `n` highest scores that `keep` accepts, best first, ties in row order.
+
+    The same rows as a stable full sort, but by partial selection (O(rows) rather than
+    O(rows log rows)): only the top is sorted, and widened fourfold while `keep` rejects too many.
+    """
+    wanted = n
+    while True:
+        top = _top(scores, wanted)
+        rows = [int(r) for r in top if keep is None or keep(int(r))]
+        if len(rows) >= n or len(top) == len(scores):
+            return rows[:n]
+        wanted *= 4
+
+
+def _top(scores: np.ndarray, n: int) -> np.ndarray:
+    if n >= len(scores):
+        return np.argsort(-scores, kind="stable")
+    nth = np.partition(scores, len(scores) - n)[len(scores) - n]
+    rows = np.flatnonzero(scores >= nth)  # every tie of the n-th score, so the cut is the stable sort's
+    return rows[np.argsort(-scores[rows], kind="stable")][:n]
+
+
+def build_lexical(chunks: dict[str, Chunk]) -> tuple[BM25Index, BM25Index]:
+    """BM25 over the chunks' searchable text, and over the English glosses of each Chinese chunk
+    (empty for the bilingual file)."""
+    ids = sorted(chunks)
+    docs = [tokenize(searchable_text(chunks[i])) for i in ids]
+    vocabulary = {t for d in docs for t in d}
+    # words of the single-language files: an English word found only in the bilingual
+    # transcript's English lines can only ever point a question at that one file
+    monolingual = sorted({t for i, d in zip(ids, docs) if not chunks[i].parallel_text for t in d})
+    glosses = english_glosses(vocabulary)
+    gloss_docs = [[] if chunks[i].parallel_text else [w for t in d for w in glosses.get(t, ())]
+                  for i, d in zip(ids, docs)]
+    lexical = BM25Index.build(ids, docs, {"bridge": dictionary_bridge(vocabulary), "monolingual": monolingual})
+    return lexical, BM25Index.build(ids, gloss_docs)
+
+
 _NOT_SYNCED = object()
 
 
 class CorpusIndex:
-    def __init__(self, store: VersionedStore, lexical_path: Path):
+    def __init__(self, store: VersionedStore, lexical_dir: Path, embedding_cache: EmbeddingCache | None = None):
         self.store = store
-        self.lexical_path = lexical_path
+        self.lexical_dir = lexical_dir  # the BM25 indexes, one pair of files per version
+        self.embedding_cache = embedding_cache  # ingest's vectors by text, kept across killed ingests
         self._version: Version | None = None
         self._loaded: object = _NOT_SYNCED  # the name of the version loaded, None for no version yet
         self._switching = threading.Lock()  # threads of the web app sync at once: one of them switches
@@ -82,26 +123,14 @@ class CorpusIndex:
     def sources(self) -> frozenset[str]:
         return frozenset(c.source for c in self.chunks.values())
 
-    @shared_cached_property
+    @property
     def lexical(self) -> BM25Index:
-        ids = sorted(self.chunks)
-        loaded = BM25Index.load(self.lexical_path, ids)
-        if loaded is not None:
-            return loaded
-        docs = [tokenize(searchable_text(self.chunks[i])) for i in ids]
-        vocabulary = {t for d in docs for t in d}
-        # words of the single-language files: an English word found only in the bilingual
-        # transcript's English lines can only ever point a question at that one file
-        monolingual = sorted({t for i, d in zip(ids, docs) if not self.chunks[i].parallel_text for t in d})
-        glosses = english_glosses(vocabulary)
-        gloss_docs = [
-            [] if self.chunks[i].parallel_text else [w for t in d for w in glosses.get(t, ())]
-            for i, d in zip(ids, docs)
-        ]
-        extras = {"bridge": dictionary_bridge(vocabulary), "monolingual": monolingual, "gloss_docs": gloss_docs}
-        built = BM25Index(ids, docs, extras)
-        built.save(self.lexical_path)
-        return built
+        return self._bm25[0]
+
+    @property
+    def glossed(self) -> BM25Index:
+        """BM25 over the English glosses of each Chinese chunk (empty for the bilingual file)."""
+        return self._bm25[1]
 
     @shared_cached_property
     def monolingual_vocabulary(self) -> frozenset[str]:
@@ -109,10 +138,32 @@ class CorpusIndex:
         return frozenset(self.lexical.extras.get("monolingual", ()))
 
     @shared_cached_property
-    def glossed(self) -> BM25Index:
-        """BM25 over the English glosses of each Chinese chunk (empty for the bilingual file)."""
-        lexical = self.lexical
-        return BM25Index(lexical.ids, lexical.extras.get("gloss_docs") or [[] for _ in lexical.ids])
+    def _bm25(self) -> tuple[BM25Index, BM25Index]:
+        if self.version is None:
+            return build_lexical({})
+        return self.lexical_for(self.version.name, self.chunks)
+
+    def lexical_for(self, version_name: str, chunks: dict[str, Chunk]) -> tuple[BM25Index, BM25Index]:
+        """A version's BM25 indexes (its chunks, their English glosses): loaded when saved for these
+        chunks, else built and saved. Ingest saves them before it publishes, so readers only load."""
+        paths = self._lexical_files(version_name)
+        ids = sorted(chunks)
+        lexical, glossed = (BM25Index.load(path, ids) for path in paths)
+        if lexical is not None and glossed is not None:
+            return lexical, glossed
+        built = build_lexical(chunks)
+        for index, path in zip(built, paths):
+            index.save(path)
+        return built
+
+    def forget_lexical(self, version_names: list[str]) -> None:
+        """Delete the saved BM25 indexes of versions the store dropped."""
+        for name in version_names:
+            for path in self._lexical_files(name):
+                path.unlink(missing_ok=True)
+
+    def _lexical_files(self, version_name: str) -> tuple[Path, Path]:
+        return self.lexical_dir / f"{version_name}.npz", self.lexical_dir / f"{version_name}.glosses.npz"
 
     @shared_cached_property
     def _matrix(self) -> tuple[list[str], dict[str, int], np.ndarray]:
@@ -151,9 +202,8 @@ class CorpusIndex:
             scores = matrix @ vector
             if len(owners):
                 np.maximum.at(scores, owners, windows @ vector)
-        order = np.argsort(-scores, kind="stable")
-        hits = [(ids[i], float(scores[i])) for i in order if allowed is None or allowed(self.chunks[ids[i]])]
-        return hits[:n]
+        keep = None if allowed is None else (lambda row: allowed(self.chunks[ids[row]]))
+        return [(ids[r], float(scores[r])) for r in best_rows(scores, n, keep)]
 
     @shared_cached_property
     def _plain_text(self) -> str:
@@ -166,7 +216,7 @@ class CorpusIndex:
 
     def refresh(self) -> None:
         """Forget cached views after the loaded version changed; the lexical index rebuilds on next use."""
-        for name in ("chunks", "sources", "lexical", "glossed", "monolingual_vocabulary", "by_turn", "_matrix", "_windows",
+        for name in ("chunks", "sources", "_bm25", "monolingual_vocabulary", "by_turn", "_matrix", "_windows",
                      "_plain_text"):
             self.__dict__.pop(name, None)
 

@@ -4,7 +4,10 @@ Chunk ids are content addresses, so ingest only embeds chunks the index does not
 drops the chunks a changed file no longer produces. Re-ingesting unchanged files writes nothing.
 A change is written to a new version of the store (the current one's kept chunks copied, the new
 ones embedded) and published in one step when complete: a reader, or a killed ingest, never
-leaves anyone with half an index, and the next ingest drops what a killed one left.
+leaves anyone with half an index, and the next ingest drops what a killed one left. What a killed
+ingest embedded is not lost, though: new passages are embedded in bounded batches, each committed
+to the embedding cache (`vectorstore.embedding_cache`) before the next, and the next ingest takes
+them from there.
 One ingest at a time per data directory (`ingest_lock`).
 A file is known by `source_key` (its real path), so same-named files in two folders are two
 sources; a file gone from an ingested folder is removed. A bad file is reported and skipped;
@@ -23,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from vectorstore.store import Version, check_embedder
@@ -43,8 +47,7 @@ class IngestBusy(UserError):
 
 
 Progress = Callable[[int, int], None]  # (texts embedded so far, texts to embed): a web page's progress bar
-
-Progress = Callable[[int, int], None]  # (texts embedded so far, texts to embed): a web page's progress bar
+BATCH_PASSAGES = 512  # embedded, cached and written to the draft together: bounds memory, and what a kill loses
 
 
 @dataclass
@@ -117,7 +120,9 @@ def ingest(
     rebuild: bool = False,
     on_progress: Progress | None = None,
 ) -> IngestReport:
-    """Index `paths`; with `rebuild`, the new version holds only them, embedded afresh."""
+    """Index `paths`; with `rebuild`, the new version holds only them (its vectors from the embedding
+    cache where it has them, which is then pruned to them)."""
+    started = time.time()
     index.sync()
     if index.version is not None and not rebuild:
         check_embedder(index.version, embedder.name)
@@ -144,7 +149,9 @@ def ingest(
     elif rebuild or new or stale:
         _publish(index, embedder, new, stale, show_progress, base=None if rebuild else index.version,
                  on_progress=on_progress)
-    index.store.collect_garbage()  # what a killed ingest left
+        if rebuild and index.embedding_cache is not None:
+            index.embedding_cache.forget_unused_since(started)
+    index.forget_lexical(index.store.collect_garbage())  # what a killed ingest left too
     return report
 
 
@@ -219,30 +226,69 @@ def reembed_outdated(index: CorpusIndex, embedder: Embedder, show_progress: bool
     check_embedder(index.version, embedder.name)
     renewed = [replace(c, id=current_id(c)) for c in old]
     _publish(index, embedder, renewed, {c.id for c in old}, show_progress, base=index.version, on_progress=on_progress)
-    index.store.collect_garbage()
+    index.forget_lexical(index.store.collect_garbage())
     return IngestReport(files=sorted({c.source for c in old}), added=len(renewed), removed=len(old))
 
 
 def _publish(index: CorpusIndex, embedder: Embedder, new: list[Chunk], stale: set[str], show_progress: bool,
              base: Version | None, on_progress: Progress | None = None) -> None:
-    """Write a new version: `base` without the `stale` chunks, plus the `new` ones embedded; then switch to it."""
+    """Write a new version: `base` without the `stale` chunks, plus the `new` ones embedded; then switch to it.
+
+    The new chunks go in batches of about `BATCH_PASSAGES` passages (a chunk and its windows),
+    each embedded, committed to the embedding cache, then written to the draft, so memory holds
+    one batch of vectors and a killed ingest has cached all but its last batch.
+    """
     draft = index.store.draft(embedder.name)
     if base is not None:
         draft.copy_from(base, skip=stale)
-    if new:
-        windows = [(c, w) for c in new for w in sentence_windows(c)]
-        total, done = len(new) + len(windows), 0
-        with tqdm(total=total, desc="Embedding", unit="passage", disable=not show_progress) as bar:
-            def step(count: int) -> None:
-                nonlocal done
-                done += count
-                bar.update(count)
-                if on_progress:
-                    on_progress(done, total)
+    windows = [sentence_windows(c) for c in new]
+    total, done = len(new) + sum(map(len, windows)), 0
+    with tqdm(total=total, desc="Embedding", unit="passage", disable=not show_progress) as bar:
+        def step(count: int) -> None:
+            nonlocal done
+            done += count
+            bar.update(count)
+            if on_progress:
+                on_progress(done, total)
 
-            window_vectors = embedder.encode_documents([w for _, w in windows], progress=step)
-            vectors = embedder.encode_documents([searchable_text(c) for c in new], progress=step)
-        draft.add_windows([owner.id for owner, _ in windows], window_vectors, [w for _, w in windows])
-        draft.add([c.id for c in new], vectors, [c.text for c in new], [chunk_metadata(c) for c in new])
+        for batch in _batches(windows):
+            chunks = [new[i] for i in batch]
+            owned = [(c.id, w) for c, i in zip(chunks, batch) for w in windows[i]]
+            vectors = _embed(index, embedder, [w for _, w in owned] + [searchable_text(c) for c in chunks], step)
+            draft.add_windows([owner for owner, _ in owned], vectors[: len(owned)], [w for _, w in owned])
+            draft.add([c.id for c in chunks], vectors[len(owned) :], [c.text for c in chunks],
+                      [chunk_metadata(c) for c in chunks])
+    kept = {} if base is None else {i: c for i, c in index.chunks.items() if i not in stale}
+    index.lexical_for(draft.name, kept | {c.id: c for c in new})  # readers load it, none builds it
     index.store.publish(draft)
     index.sync()
+
+
+def _batches(windows: list[list[str]]) -> Iterator[list[int]]:
+    """Consecutive chunk positions holding about `BATCH_PASSAGES` passages (each chunk + its windows)."""
+    batch: list[int] = []
+    size = 0
+    for i, own in enumerate(windows):
+        batch.append(i)
+        size += 1 + len(own)
+        if size >= BATCH_PASSAGES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _embed(index: CorpusIndex, embedder: Embedder, texts: list[str], progress: Callable[[int], None]) -> np.ndarray:
+    """Vectors of `texts`: from the embedding cache when there, else embedded and cached."""
+    cache = index.embedding_cache
+    cached = cache.get(embedder.name, texts) if cache is not None else {}
+    progress(len(cached))
+    missing = [i for i in range(len(texts)) if i not in cached]
+    vectors = np.empty((len(texts), embedder.dim), dtype=np.float32)
+    for i, vector in cached.items():
+        vectors[i] = vector
+    if missing:
+        vectors[missing] = embedder.encode_documents([texts[i] for i in missing], progress=progress)
+        if cache is not None:
+            cache.put(embedder.name, [texts[i] for i in missing], vectors[missing])
+    return vectors

@@ -194,10 +194,12 @@ class Citation:
     n: int
     passage: Passage
     supported: bool | None = None
+    quote: str | None = None  # the sentence of the passage (as shown) that the citing claims rest on
 
     def to_json(self) -> dict:
         body = self.passage.to_json()
-        return {"n": self.n, **{k: v for k, v in body.items() if k != "score"}, "supported": self.supported}
+        return {"n": self.n, **{k: v for k, v in body.items() if k != "score"}, "supported": self.supported,
+                "quote": self.quote}
 
 
 @dataclass
@@ -228,6 +230,7 @@ class Answer:
     query: QueryPlan | None = None  # the question as searched (a follow-up rewritten to stand alone)
     model: str | None = None
     check: dict | None = None  # the LLM answerability check's verdict (rag.answerability.CheckResult)
+    request_id: str | None = None  # the id of its log line (rag.logs): what a user quotes in a report
 
     @property
     def unsupported(self) -> list[Claim]:
@@ -249,6 +252,7 @@ class Answer:
             "model": self.model,
             "check": self.check,
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
+            "request_id": self.request_id,
         }
 
 

@@ -28,6 +28,7 @@ from .followups import ChatMessage, Condenser
 from .index import CorpusIndex
 from .ingest import FileLimits, IngestReport, Progress, ingest, ingest_lock, outdated, reembed_outdated
 from .llm import describe_failure
+from .logs import RequestLog
 from .models import Answer, SearchResult
 from .retrieval import HybridRetriever
 from .settings import Settings
@@ -39,6 +40,7 @@ from vectorstore.store import StoreError, check_embedder
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 2000
+MAX_K = 50  # passages per answer; more would not fit any prompt and only slow the search
 
 
 class EmptyIndex(UserError):
@@ -140,23 +142,47 @@ class Pipeline:
     # ------------------------------------------------------------------ questions
 
     def search(self, question: str, k: int | None = None, speaker: str | None = None,
-               source: str | None = None, translations: Sequence[str] = ()) -> SearchResult:
-        """`speaker` keeps one person's words, `source` one document (a file name of the index);
-        `translations` are searched too (LLM query expansion)."""
+               source: str | None = None, *, interface: str = "python", request_id: str | None = None,
+               ) -> SearchResult:
+        """`speaker` keeps one person's words, `source` one document (a file name of the index).
+        `interface` and `request_id` go into the request's log line (`rag.logs`)."""
+        with RequestLog("search", interface, request_id) as request:
+            started = time.perf_counter()
+            result = self._search(clean_question(question), k, speaker, source)
+            request.searched(result, {"retrieval": _ms(started)})
+            return result
+
+    def _search(self, question: str, k: int | None, speaker: str | None, source: str | None,
+                translations: Sequence[str] = ()) -> SearchResult:
+        """`translations` are searched too (LLM query expansion)."""
+        k = self.settings.top_k if k is None else k
+        if not 1 <= k <= MAX_K:
+            raise UserError(f"k (passages per answer) must be between 1 and {MAX_K}; got {k:,}.")
         self._ready()
-        return self.retriever.search(clean_question(question), k or self.settings.top_k, speaker, source,
-                                     translations)
+        return self.retriever.search(question, k, speaker, source, translations)
 
     def ask_stream(self, question: str, history: Sequence[ChatMessage] = (), k: int | None = None,
-                   speaker: str | None = None, source: str | None = None) -> Iterator[Event]:
-        """Retrieved, then TextDeltas, then Completed (see `rag.events`)."""
+                   speaker: str | None = None, source: str | None = None, *, interface: str = "python",
+                   request_id: str | None = None) -> Iterator[Event]:
+        """Retrieved, then TextDeltas, then Completed (see `rag.events`); one log line at the end."""
+        with RequestLog("ask", interface, request_id) as request:
+            for event in self._ask_stream(question, history, k, speaker, source):
+                if isinstance(event, Retrieved):
+                    request.searched(event.result, event.timings_ms)
+                elif isinstance(event, Completed):
+                    event.answer.request_id = request.request_id
+                    request.answered(event.answer)
+                yield event
+
+    def _ask_stream(self, question: str, history: Sequence[ChatMessage], k: int | None, speaker: str | None,
+                    source: str | None) -> Iterator[Event]:
         question = clean_question(question)
         started = time.perf_counter()
         searched, rewritten_by = self.condenser.condense(question, history)
         condensed = time.perf_counter()
         translations = self.translator.translations(searched) if self.translator else []
         expanded = time.perf_counter()
-        result = self.search(searched, k, speaker, source, translations)
+        result = self._search(searched, k, speaker, source, translations)
         result.plan.rewritten_by = rewritten_by
         timings = {"condense": (condensed - started) * 1000, "expansion": (expanded - condensed) * 1000,
                    "retrieval": _ms(expanded)}
@@ -167,8 +193,10 @@ class Pipeline:
             yield event
 
     def ask(self, question: str, history: Sequence[ChatMessage] = (), k: int | None = None,
-            speaker: str | None = None, source: str | None = None) -> Answer:
-        return final_answer(self.ask_stream(question, history, k, speaker, source))
+            speaker: str | None = None, source: str | None = None, *, interface: str = "python",
+            request_id: str | None = None) -> Answer:
+        return final_answer(self.ask_stream(question, history, k, speaker, source, interface=interface,
+                                            request_id=request_id))
 
     def answer(self, result: SearchResult, question: str | None = None) -> Answer:
         """Answer from passages already retrieved (the eval feeds other retrievers' results here)."""

@@ -23,7 +23,7 @@ import numpy as np
 from .answerability import foreign_topic, missing_answer_type, unknown_names
 from .embeddings import Embedder
 from .errors import UserError
-from .index import CorpusIndex
+from .index import CorpusIndex, best_rows
 from .lexicon import glossary, stem, stopwords, tokenize
 from .models import NON_PERSON_SPEAKERS, Chunk, Passage, QueryPlan, SearchResult
 from .speakers import Aliases, SpeakerTable
@@ -247,9 +247,10 @@ class HybridRetriever:
         """The best `candidates` chunks of a BM25 index for these weighted terms."""
         chunks = self.index.chunks
         raw = bm25.scores(terms)
-        order = [i for i in np.argsort(-raw, kind="stable")
-                 if raw[i] > 0 and (allowed is None or allowed(chunks[bm25.ids[i]]))][: self.candidates]
-        return [(bm25.ids[i], float(raw[i])) for i in order]
+        matched = np.flatnonzero(raw > 0)
+        keep = None if allowed is None else (lambda row: allowed(chunks[bm25.ids[matched[row]]]))
+        rows = matched[best_rows(raw[matched], self.candidates, keep)]
+        return [(bm25.ids[i], float(raw[i])) for i in rows]
 
     def _allowed(self, plan: QueryPlan) -> Callable[[Chunk], bool] | None:
         speaker = plan.speaker if plan.speaker_filter else None

@@ -86,6 +86,7 @@ class Settings(BaseSettings):
     # Vector store: embedded by default, a Chroma server when a host is set
     chroma_host: str | None = None
     chroma_port: int = 8000
+    chroma_timeout: float = Field(default=30.0, gt=0, description="Seconds a Chroma server request may take.")
     collection: str = "interviews"
 
     # Retrieval
@@ -156,6 +157,10 @@ class Settings(BaseSettings):
         default_factory=list, description="Workspace (team) ids the bot answers in (JSON list); empty: any.")
     slack_update_interval: float = Field(
         default=1.0, ge=0.2, description="Seconds between two chat.update calls of a streamed answer.")
+
+    # Logs: JSON lines on stderr, one line per request at info (rag.logs)
+    log_level: Literal["debug", "info", "warning", "error"] | None = Field(
+        default=None, description="Unset: info for `rag serve` and `rag slack`, warning for one-shot commands.")
 
     # Web chat (`rag serve`)
     web_auth: SecretStr | None = Field(default=None, description="user:password for basic auth; off when unset.")

@@ -4,7 +4,8 @@ Markers are normalised and renumbered (`rag.citations`), numbers that name no pa
 removed and reported, and each claim (sentence, or quoted line) is checked against the
 passages it cites with the support check (`rag.support`), across languages. A claim is
 supported when one of its cited passages supports it; a citation is supported when it
-supports at least one claim that cites it.
+supports at least one claim that cites it. Each citation also names the sentence of its
+passage those claims rest on, so every interface quotes the same words.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from .citations import Renumbering, render, split_claims
+from .citations import Renumbering, cited_sentence, render, split_claims
 from .models import Citation, Claim, Passage
 from .prompts import framing_phrases
 from .support import Verdict
@@ -36,6 +37,11 @@ def evidence(passage: Passage) -> str:
     return chunk.text + ("\n" + chunk.parallel_text if chunk.parallel_text else "")
 
 
+def quote(passage: Passage, claims: list[str]) -> str | None:
+    """The sentence of the passage as shown that its citing claims rest on (what a source list quotes)."""
+    return cited_sentence(passage.shown_text or passage.chunk.text, claims) if claims else None
+
+
 def verify(draft: str, sources: list[Passage], checker: SupportCheck) -> Verified:
     numbering = Renumbering(len(sources))
     text = render(draft.strip(), numbering)
@@ -48,5 +54,6 @@ def verify(draft: str, sources: list[Passage], checker: SupportCheck) -> Verifie
         claim.supported = any(verdicts.values())
         for n, ok in verdicts.items():
             backing[n] = backing[n] or ok
-    citations = [Citation(n, by_shown[n], backing[n]) for n in sorted(by_shown)]
+    citations = [Citation(n, by_shown[n], backing[n], quote(by_shown[n], [c.text for c in claims if n in c.cited]))
+                 for n in sorted(by_shown)]
     return Verified(text, citations, claims, list(dict.fromkeys(numbering.invalid)))

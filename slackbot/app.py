@@ -13,7 +13,6 @@ import logging
 import re
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 
 from slack_bolt import App, BoltContext
@@ -25,6 +24,7 @@ from rag.errors import UserError
 from rag.events import Completed, TextDelta
 from rag.feedback import record_feedback
 from rag.followups import ChatMessage
+from rag.logs import new_request_id
 from rag.models import Answer
 from rag.pipeline import Pipeline
 from rag.settings import Settings
@@ -188,8 +188,7 @@ class SlackBot:
                asked_ts: str, read_thread: bool = False, replies: list[dict] | None = None) -> None:
         """Post a placeholder, stream the draft into it, then the final answer. A bug is logged
         with a request id and the user gets a short apology carrying that id."""
-        request_id = uuid.uuid4().hex[:12]
-        log.info("request %s: answering in %s (thread %s)", request_id, channel, thread_ts)
+        request_id = new_request_id()
         placeholder = None
         try:
             if read_thread and replies is None:
@@ -197,7 +196,7 @@ class SlackBot:
             history = self.history(replies or [], asked_ts, context)
             placeholder = client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=THINKING,
                                                   blocks=[section(THINKING)])["ts"]
-            payload = self.stream(client, channel, placeholder, question, history).to_json()
+            payload = self.stream(client, channel, placeholder, question, history, request_id).to_json()
             self.state.save_answer(request_id, {"answer": payload, "history": history})
             first, *rest = answer_messages(payload, request_id)
             client.chat_update(channel=channel, ts=placeholder, text=notification_text(payload), blocks=first)
@@ -211,11 +210,11 @@ class SlackBot:
             self.notify(client, channel, thread_ts, placeholder, apology(request_id), request_id)
 
     def stream(self, client: WebClient, channel: str, ts: str, question: str,
-               history: list[ChatMessage]) -> Answer:
+               history: list[ChatMessage], request_id: str) -> Answer:
         """Run the pipeline, showing the draft with `chat.update` at most once per update interval."""
         draft, shown_at = "", time.monotonic()
         with self.answering:
-            for event in self.pipeline.ask_stream(question, history):
+            for event in self.pipeline.ask_stream(question, history, interface="slack", request_id=request_id):
                 if isinstance(event, Completed):
                     return event.answer
                 if isinstance(event, TextDelta):

@@ -89,12 +89,12 @@ def context(mrkdwn: str) -> dict:
 
 
 def source_line(citation: dict) -> str:
-    """One cited passage, compactly: number, who, which document, a short quote; marked when it
-    does not back the claim that cites it."""
+    """One cited passage, compactly: number, who, which document, the sentence the answer rests on
+    (else the passage's opening); marked when it does not back the claim that cites it."""
     who = citation.get("attribution") or citation.get("speaker") or "Unattributed"
     where = shorten(citation.get("title") or citation["source"], TITLE_CHARS)
     line = (f"*[{citation['n']}]* *{escape(who)}* · _{escape(where)}_\n"
-            f"> {escape(shorten(citation['text'], QUOTE_CHARS))}")
+            f"> {escape(shorten(citation.get('quote') or citation['text'], QUOTE_CHARS))}")
     if citation.get("supported") is False:
         line += "\n:warning: _This passage does not back the sentence that cites it._"
     return line

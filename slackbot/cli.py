@@ -3,7 +3,6 @@ Events API, interactivity and `/ask` at `/slack/events` for replicas behind a lo
 
 from __future__ import annotations
 
-import logging
 import re
 
 import click
@@ -17,8 +16,6 @@ CREDENTIALS = {
     "SLACK_APP_TOKEN": ("slack_app_token", "the app-level token (xapp-…)", re.compile(r"xapp-[0-9A-Za-z-]+")),
     "SLACK_SIGNING_SECRET": ("slack_signing_secret", "the signing secret (hex)", re.compile(r"[0-9a-fA-F]{16,}")),
 }
-# Slack token shapes, wherever they might turn up in a log line (slack_sdk logs headers at DEBUG)
-TOKEN_PATTERN = re.compile(r"\b(xox[a-z]|xapp)-[0-9A-Za-z-]+")
 
 
 def check_credentials(settings: Settings, http: bool) -> None:
@@ -33,27 +30,6 @@ def check_credentials(settings: Settings, http: bool) -> None:
                                        f"(or RAG_{variable}). See the README's Slack section.")
         if not shape.fullmatch(value):
             raise click.ClickException(f"{variable} is malformed: expected {what}, from your Slack app's settings.")
-
-
-class RedactingFormatter(logging.Formatter):
-    """Log lines, tracebacks included, with every token and secret replaced, whoever logged them."""
-
-    def __init__(self, secrets: list[str]):
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        self.secrets = [s for s in secrets if s]
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = TOKEN_PATTERN.sub(r"\1-[redacted]", super().format(record))
-        for secret in self.secrets:
-            text = text.replace(secret, "[redacted]")
-        return text
-
-
-def configure_logging(settings: Settings, level: str) -> None:
-    handler = logging.StreamHandler()
-    secrets = [getattr(settings, field) for field, _, _ in CREDENTIALS.values()]
-    handler.setFormatter(RedactingFormatter([s.get_secret_value() for s in secrets if s]))
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
 
 
 def http_app(bolt_app):
@@ -79,16 +55,18 @@ def http_app(bolt_app):
 @click.option("--http", "http", is_flag=True, help=f"Serve the Events API over HTTP at {EVENTS_PATH} instead of Socket Mode.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="With --http: interface (0.0.0.0 for all).")
 @click.option("--port", default=3000, show_default=True, type=click.IntRange(1, 65535), help="With --http: port.")
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]), help="Tokens are redacted at every level.")
-def slack(http: bool, host: str, port: int, log_level: str) -> None:
+@click.option("--log-level", default=None, type=click.Choice(["debug", "info", "warning", "error"]),
+              help="Default: RAG_LOG_LEVEL, else info. Tokens are redacted at every level.")
+def slack(http: bool, host: str, port: int, log_level: str | None) -> None:
     """Answer questions in Slack: @mentions, direct messages, thread follow-ups and /ask."""
     from rag.cli import load_settings, ready_pipeline
     from rag.errors import UserError
 
-    settings = load_settings()
+    from rag.logs import configure_logging
+
+    settings = load_settings(log_level=log_level)
     check_credentials(settings, http)
-    configure_logging(settings, log_level)
+    configure_logging(settings, default_level="info")
 
     from slack_bolt.error import BoltError
 
@@ -106,7 +84,7 @@ def slack(http: bool, host: str, port: int, log_level: str) -> None:
         import uvicorn
 
         click.echo(f"Slack bot listening on http://{host}:{port}{EVENTS_PATH} (Ctrl+C to stop)", err=True)
-        uvicorn.run(http_app(bot.app), host=host, port=port, log_config=None, log_level=log_level)
+        uvicorn.run(http_app(bot.app), host=host, port=port, log_config=None, log_level=settings.log_level or "info")
     else:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 

@@ -26,6 +26,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+INDEXED = {"data_dir", "settings", "pipeline", "cli_env"}  # fixtures that build the bundled corpus's index
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what needs the bundled corpus indexed (minutes on 2 cores): `-m "not indexed"` skips them."""
+    for item in items:
+        if INDEXED & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.indexed)
+
+
+def indexed_pipeline(corpus: Path, data_dir: Path) -> tuple[Pipeline, Settings]:
+    """A private pipeline over `corpus`, indexed in `data_dir`."""
+    settings = Settings(data_dir=data_dir, corpus=[corpus])
+    pipe = build_pipeline(settings)
+    pipe.ingest(show_progress=False)
+    return pipe, settings
+
+
 def window_owners(index) -> set[str]:
     """The chunks that have sentence windows in the index's current version."""
     return set(index.version.window_vectors()[0])

@@ -23,6 +23,7 @@ from rag.errors import UserError
 from rag.factory import build_pipeline
 from rag.settings import Settings
 from tests.conftest import free_port
+from tests.llm_servers import SilentServer
 from vectorstore import chroma
 from vectorstore.chroma import ChromaStore
 from vectorstore.store import StoreError
@@ -56,18 +57,24 @@ def start_rag(args: list[str], env: dict) -> subprocess.Popen:
 
 
 def answers(env: dict) -> list[dict]:
-    """The answers a fresh process gives (timings aside), read from the store on disk."""
+    """The answers a fresh process gives (timings and request ids aside), read from the store on disk."""
     out = rag(["ask", "-", "--json"], env, stdin=QUESTIONS)
     assert out.returncode == 0, out.stderr
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     for line in lines:
         line.pop("timings_ms")
+        line.pop("request_id")
     return lines
 
 
 def version_collections(data_dir: Path) -> set[str]:
     client = chromadb.PersistentClient(path=str(data_dir / "index"))
     return {c.name.removesuffix(".windows") for c in client.list_collections()} - {"interviews.pointer"}
+
+
+def forget_embeddings(data_dir: Path) -> None:
+    """Delete the embedding cache (always safe), so the next rebuild embeds again and takes seconds."""
+    (data_dir / "embeddings.sqlite").unlink(missing_ok=True)
 
 
 @pytest.fixture
@@ -86,6 +93,7 @@ def test_sigkill_at_any_moment_of_a_rebuild_keeps_the_same_answers_and_the_next_
     assert any(a["citations"] for a in before)
     drafts_left = 0
     for delay in (0.5, 3.0, 5.0, 7.0):  # start-up, reading, embedding, writing the draft
+        forget_embeddings(data_dir)
         rebuild = start_rag(["ingest", "--rebuild", "--quiet"], env)
         time.sleep(delay)
         rebuild.send_signal(signal.SIGKILL)
@@ -102,6 +110,7 @@ def test_sigkill_at_any_moment_of_a_rebuild_keeps_the_same_answers_and_the_next_
 
 def test_a_second_ingest_is_refused_while_one_runs_and_the_lock_does_not_outlive_a_killed_holder(indexed):
     data_dir, env = indexed
+    forget_embeddings(data_dir)
     first = start_rag(["ingest", "--rebuild", "--quiet"], env)
     deadline = time.monotonic() + 60
     while "pid" not in (data_dir / "ingest.lock").read_text() and time.monotonic() < deadline:
@@ -188,6 +197,17 @@ def test_a_chroma_server_that_is_down_is_named_after_a_bounded_retry(tmp_path, m
     with pytest.raises(UserError, match=f"Cannot reach the Chroma server at http://127.0.0.1:{port}"):
         build_pipeline(settings).search("anything")
     assert time.monotonic() - started < sum(chroma.SERVER_RETRY_DELAYS) + 10
+
+
+def test_a_chroma_server_that_never_answers_is_named_after_a_bounded_wait(tmp_path, monkeypatch):
+    monkeypatch.setattr(chroma, "SERVER_RETRY_DELAYS", (0.1,))
+    with SilentServer() as hung:
+        port = int(hung.base_url.split(":")[2].split("/")[0])
+        settings = Settings(data_dir=tmp_path / "data", chroma_host="127.0.0.1", chroma_port=port, chroma_timeout=1)
+        started = time.monotonic()
+        with pytest.raises(UserError, match=f"Cannot reach the Chroma server at http://127.0.0.1:{port}"):
+            build_pipeline(settings).search("anything")
+    assert time.monotonic() - started < 2 * 1 + 0.1 + 5  # two attempts of 1 s, not forever
 
 
 def test_a_transient_server_failure_is_retried_a_bounded_number_of_times(monkeypatch):

@@ -14,7 +14,7 @@ from rag.errors import UserError
 from rag.factory import build_pipeline
 from rag.settings import Settings
 
-from tests.conftest import CORPUS_FILES, window_owners
+from tests.conftest import CORPUS_FILES, indexed_pipeline, window_owners
 from tests.test_faults import rag
 
 
@@ -35,9 +35,7 @@ def small_pipeline(tmp_path: Path):
     (corpus / "a.md").write_text("Alice: Sycophancy is telling people what they want to hear.\n\nBob: I see.\n\n"
                                  "Alice: Models should be honest instead.\n\nBob: Thanks.\n", encoding="utf-8")
     shutil.copy(CORPUS_FILES[4], corpus / CORPUS_FILES[4].name)
-    settings = Settings(data_dir=tmp_path / "data", corpus=[corpus])
-    pipe = build_pipeline(settings)
-    pipe.ingest(show_progress=False)
+    pipe, settings = indexed_pipeline(corpus, tmp_path / "data")
     return pipe, corpus, settings
 
 

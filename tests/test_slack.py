@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import html
 import json
-import logging
 import os
 import re
 import shutil
@@ -29,8 +28,9 @@ from rag.factory import build_index
 from rag.ingest import FileLimits, ingest
 from rag.settings import Settings
 from slackbot.app import SlackBot
-from slackbot.blocks import MAX_BLOCKS, SECTION_CHARS, answer_messages, from_slack
-from slackbot.cli import RedactingFormatter, slack
+from slackbot.blocks import MAX_BLOCKS, SECTION_CHARS, answer_messages, from_slack, source_line
+from slackbot.cli import slack
+from tests.bad_questions import QUESTION_CASES, BadQuestion, ids
 from tests.conftest import free_port
 from tests.llm_servers import FakeAnthropic, llm_pipeline
 from tests.slack_mock import BOT_USER, TEAM, MockSlack
@@ -189,6 +189,29 @@ def test_mention_answered_in_its_thread_once_despite_a_retry_then_a_follow_up_us
     time.sleep(1.5)
     posted = [c for c in mock.calls_to("chat.postMessage", channel=ALLOWED, thread_ts=asked) if c.status == 200]
     assert len(posted) == 2  # one per question: nothing for the retry, the other bot, the edit, itself
+    logged = request_lines(bot)
+    assert [(r["interface"], r["status"]) for r in logged] == [("slack", "ok")] * 2  # one line per answer
+    assert logged[0]["request_id"] in json.dumps(first["blocks"])  # its thumbs carry the same id
+
+
+def request_lines(bot: dict) -> list[dict]:
+    return [json.loads(line) for line in bot["log"].read_text().splitlines() if '"logger": "rag.requests"' in line]
+
+
+@pytest.mark.parametrize("case", QUESTION_CASES, ids=ids(QUESTION_CASES))
+def test_bad_questions_get_a_warning_or_an_answer_and_the_bot_stays_up(bot, mock, case: BadQuestion):
+    asked = mock.new_ts()
+    mention = message(ALLOWED, asked, f"<@{BOT_USER}> {case.question}", kind="app_mention")
+    assert send_event(bot, mock, mention, f"Ev_BAD_{asked}").status_code == 200
+    if case.refusal:
+        def warnings():
+            mine = {m["ts"] for m in list(mock.messages) if m["user"] == BOT_USER and m.get("thread_ts") == asked}
+            return [c.params["text"] for c in mock.calls_to("chat.update", channel=ALLOWED)
+                    if c.params["ts"] in mine and c.params["text"].startswith(":warning:")]
+        assert case.refusal in mock.wait_for(warnings)[0]
+    else:
+        assert "Askell" in text_of(answers_in(mock, ALLOWED, asked)[0]["blocks"])
+    assert request_lines(bot)[-1]["status"] == ("refused" if case.refusal else "ok")
 
 
 def test_direct_message_survives_a_429_and_ignored_messages_get_nothing(bot, mock):
@@ -292,17 +315,19 @@ def test_start_up_stops_naming_the_missing_or_malformed_variable(args, env, vari
     assert BOT_TOKEN not in result.output
 
 
-def test_log_lines_never_show_a_token_or_the_signing_secret():
-    formatter = RedactingFormatter([SECRET])
-    record = logging.LogRecord("slack", logging.ERROR, __file__, 1, "auth %s failed with %s; app %s",
-                               (BOT_TOKEN, SECRET, "xapp-1-A1-123-abc"), None)
-    assert formatter.format(record).endswith("auth xoxb-[redacted] failed with [redacted]; app xapp-[redacted]")
+def test_each_source_quotes_the_sentence_the_answer_rests_on(pipeline):
+    payload = pipeline.ask("What did Dario Amodei say about the race to the top?").to_json()
+    for citation in payload["citations"]:
+        quote = citation["quote"]
+        assert quote and quote in citation["text"] and quote in payload["answer"]  # the extractive answer quotes it
+        assert html.unescape(source_line(citation)).split("\n> ")[1].rstrip("…") in quote
+    assert any(not c["text"].startswith(c["quote"]) for c in payload["citations"])  # not just the opening
 
 
 def test_long_answers_split_within_slack_limits_and_everything_is_escaped(pipeline):
     payload = pipeline.ask("What did Askell say about sycophancy?").to_json()
-    long_text = (payload["answer"] + "\n") * 80 + "阿曼达说<!channel>&" * 4000  # a line with no space to cut at
-    citations = [dict(c, supported=False if i == 0 else c["supported"]) for i, c in enumerate(payload["citations"] * 30)]
+    long_text = (payload["answer"] + "\n") * 200 + "阿曼达说<!channel>&" * 4000  # a line with no space to cut at
+    citations = [dict(c, supported=False if i == 0 else c["supported"]) for i, c in enumerate(payload["citations"] * 60)]
     messages = answer_messages({**payload, "answer": long_text, "citations": citations}, "abc123")
     blocks = [b for m in messages for b in m]
     assert len(messages) > 1 and all(len(m) <= MAX_BLOCKS for m in messages)

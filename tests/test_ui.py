@@ -16,6 +16,7 @@ import socket
 from pathlib import Path
 from types import SimpleNamespace
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -24,6 +25,7 @@ from rag.errors import UserError
 from rag.feedback import feedback_path, read_feedback
 from rag.models import Answer
 from rag.settings import PROJECT_ROOT, Settings
+from tests.bad_questions import ALL_CASES, BadQuestion, ids
 from ui.app import NO_SOURCES, SEARCH, THINKING, WRITING, Indexing, public_settings, respond, retry, vote, web_auth
 from ui.render import answer_markdown, escape_markdown, passage_card
 
@@ -134,14 +136,17 @@ def test_one_pipeline_answers_many_threads_at_once(settings):
         assert (answer["answer"], answer["citations"]) == (alone["answer"], alone["citations"])
 
 
-@pytest.mark.parametrize("bad, message", [("", "The question is empty."), ("   \n", "The question is empty."),
-                                          ("why " * 600, "please keep it under 2,000")])
-def test_empty_or_overlong_question_is_a_message_and_the_next_question_works(pipeline, bad, message):
-    [(chat, box, panel, turns)] = run(pipeline, bad)
-    assert chat[-1]["role"] == "assistant" and message in chat[-1]["content"].replace("\\", "")
-    assert box == bad and panel == NO_SOURCES and turns == []  # an over-long text stays to be edited
-    *_, (chat, _, _, turns) = run(pipeline, ASKELL, chat, turns)
-    assert len(chat) == 3 and "(#src-1-1)" in chat[-1]["content"]
+@pytest.mark.parametrize("case", ALL_CASES, ids=ids(ALL_CASES))
+def test_bad_input_is_a_message_and_the_next_question_works(pipeline, case: BadQuestion):
+    *_, (chat, box, panel, turns) = run(pipeline, case.question, **case.options)
+    if case.refusal is None:
+        assert "(#src-1-1)" in chat[-1]["content"]
+        return
+    assert chat[-1]["content"].startswith("⚠️") and case.refusal in chat[-1]["content"].replace("\\", "")
+    if not case.options:  # refused before searching: the text stays in the box to be edited
+        assert box == case.question and panel == NO_SOURCES and turns == []
+    *_, (chat, _, _, _) = run(pipeline, ASKELL, chat, turns)
+    assert "(#src-" in chat[-1]["content"]
 
 
 def test_not_covered_says_so_without_sources(pipeline):
@@ -154,14 +159,13 @@ def test_failures_are_messages_not_tracebacks(pipeline):
     class Broken:
         index, settings = pipeline.index, pipeline.settings
 
-        def ask_stream(self, *args):
+        def ask_stream(self, *args, **kwargs):
             raise RuntimeError("index exploded")
             yield  # a generator, like the real one
 
     *_, (chat, _, _, _) = run(Broken(), ASKELL)
     assert "Something went wrong" in chat[-1]["content"] and "exploded" not in chat[-1]["content"]
-    *_, (chat, _, _, _) = run(pipeline, ASKELL, speaker="Nobody Atall")
-    assert chat[-1]["content"].startswith("⚠️ Unknown speaker")
+    assert re.search(r"request id `[0-9a-f]{12}`", chat[-1]["content"])  # the id of the logged traceback
 
 
 def test_retry_asks_the_last_question_again(pipeline):
@@ -184,7 +188,7 @@ def test_vote_appends_question_answer_citations_and_settings(pipeline, tmp_path)
 def test_markup_in_corpus_or_model_text_is_shown_literally(pipeline):
     passage = pipeline.search(ASKELL).passages[0]
     passage.shown_text = '<img src=x onerror="alert(1)"> **bold** & more'
-    card = passage_card(passage, "src-1-1", "[1]", "en", ([], []), ["bold"])
+    card = passage_card(passage, "src-1-1", "[1]", "en", ([], []), "**bold**")
     assert "<img" not in card and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in card
     injected = Answer("q", 'See [here](http://evil.example) <script>x</script> [1]', False, [], [])
     message = answer_markdown(injected, 2)
@@ -396,3 +400,27 @@ def test_gradio_client_chat(server_url, pipeline):
     assert follow["query"]["searched"] == "What did Amanda Askell say about RLHF?"
     with pytest.raises(Exception, match="The question is empty"):
         client.predict("", api_name="/chat")
+
+
+def call_chat(server_url: str, *data) -> tuple[str, object]:
+    """`/chat` over Gradio's REST API, as curl would: the stream's last event and its data.
+
+    The body is ASCII JSON, so a lone surrogate travels as the escape `\\ud800` (httpx's own JSON
+    encoder refuses to send one)."""
+    started = httpx.post(f"{server_url}gradio_api/call/chat", content=json.dumps({"data": list(data)}),
+                         headers={"Content-Type": "application/json"}, timeout=30)
+    assert started.status_code == 200, started.text
+    stream = httpx.get(f"{server_url}gradio_api/call/chat/{started.json()['event_id']}", timeout=300)
+    event, payload = re.findall(r"^event: (\w+)\ndata: (.*)$", stream.text, re.MULTILINE)[-1]
+    return event, json.loads(payload)
+
+
+@pytest.mark.parametrize("case", ALL_CASES, ids=ids(ALL_CASES))
+def test_chat_api_refuses_bad_input_by_name_and_keeps_serving(server_url, case: BadQuestion):
+    event, data = call_chat(server_url, case.question, [], case.options.get("speaker"), None, case.options.get("k"))
+    if case.refusal:
+        assert event == "error" and case.refusal in str(data)
+    else:
+        assert event == "complete" and data[0]["citations"] and not data[0]["abstained"]
+    event, data = call_chat(server_url, ASKELL, [], None, None, None)
+    assert event == "complete" and data[0]["citations"]

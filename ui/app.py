@@ -22,6 +22,7 @@ import gradio as gr
 from rag.errors import ConfigError, UserError
 from rag.events import Completed, Retrieved, TextDelta
 from rag.feedback import record_feedback, settings_in_use
+from rag.logs import new_request_id
 from rag.pipeline import Pipeline, clean_question
 from rag.speakers import default_speakers
 from rag.text import detect_language
@@ -48,7 +49,8 @@ When the interviews don't cover a question, the bot says so instead of guessing.
 THINKING = "_Searching the interviews…_"
 WRITING = "_Writing the answer…_"
 NO_SOURCES = '<p class="empty">Sources appear here as soon as the passages are found.</p>'
-APOLOGY = "⚠️ Something went wrong while answering ({kind}). Please try again or rephrase the question."
+APOLOGY = ("⚠️ Something went wrong while answering ({kind}; request id `{request_id}`). Please try again or "
+           "rephrase the question.")
 
 # Local fonts only: the default theme would fetch web fonts, and there is no internet.
 THEME = gr.themes.Soft(
@@ -211,16 +213,19 @@ def respond(pipeline: Pipeline, question: str | None, history: list[Message] | N
 
     language = detect_language(question)
     neighbours = pipeline.index.neighbours
+    request_id = new_request_id()  # in the log line and in the apology, so a report can be matched
     try:
         if mode == SEARCH:
-            result = pipeline.search(question, k, chosen(speaker), chosen(source))
+            result = pipeline.search(question, k, chosen(speaker), chosen(source), interface="web",
+                                     request_id=request_id)
             reply["content"] = search_markdown(result)
             turn["html"] = "".join(passage_card(p, source_anchor(number, p.rank), f"#{p.rank}", language,
                                                 neighbours(p.chunk)) for p in result.passages)
             yield history, "", sources_html(turns), turns
             return
         retrieved, streamed = None, ""
-        for event in pipeline.ask_stream(question, turn["history"], k, chosen(speaker), chosen(source)):
+        for event in pipeline.ask_stream(question, turn["history"], k, chosen(speaker), chosen(source),
+                                         interface="web", request_id=request_id):
             if isinstance(event, Retrieved):
                 retrieved = event
                 reply["content"] = WRITING
@@ -240,8 +245,8 @@ def respond(pipeline: Pipeline, question: str | None, history: list[Message] | N
         reply["content"] = f"⚠️ {draft_markdown(str(exc))}"
         yield history, "", sources_html(turns), turns
     except Exception as exc:  # keep the app usable whatever went wrong; the log has the traceback
-        log.exception("answering %r failed", question)
-        reply["content"] = APOLOGY.format(kind=type(exc).__name__)
+        log.exception("request %s failed", request_id)
+        reply["content"] = APOLOGY.format(kind=type(exc).__name__, request_id=request_id)
         yield history, "", sources_html(turns), turns
 
 
@@ -249,9 +254,8 @@ def cited_sources(pipeline: Pipeline, answer, number: int, language: str) -> str
     """The cited passages of a finished answer, each with the claims that cite it."""
     if answer.abstained or not answer.citations:
         return '<p class="status">No sources: the interviews don\'t cover this question.</p>'
-    claims = {c.n: [claim.text for claim in answer.claims if c.n in claim.cited] for c in answer.citations}
     return "".join(passage_card(c.passage, source_anchor(number, c.n), f"[{c.n}]", language,
-                                pipeline.index.neighbours(c.passage.chunk), claims[c.n], c.supported)
+                                pipeline.index.neighbours(c.passage.chunk), c.quote, c.supported)
                    for c in answer.citations)
 
 
@@ -279,13 +283,15 @@ def vote(pipeline: Pipeline, turns: list[Turn] | None, comment: str, liked: bool
 def chat_api(pipeline: Pipeline, question: str, history: list[Message] | None, speaker: str | None,
              source: str | None, k: int | None) -> dict:
     """`/chat` for programs: the finished answer as `rag ask --json` prints it."""
+    request_id = new_request_id()
     try:
-        return pipeline.ask(question, history or [], k or None, chosen(speaker), chosen(source)).to_json()
+        return pipeline.ask(question, history or [], k, chosen(speaker), chosen(source), interface="api",
+                            request_id=request_id).to_json()
     except UserError as exc:
         raise gr.Error(str(exc)) from exc
     except Exception as exc:
-        log.exception("/chat %r failed", question)
-        raise gr.Error(APOLOGY.format(kind=type(exc).__name__)[2:]) from exc
+        log.exception("request %s failed", request_id)
+        raise gr.Error(APOLOGY.format(kind=type(exc).__name__, request_id=request_id)[2:]) from exc
 
 
 # ---------------------------------------------------------------------------- the app

@@ -15,7 +15,6 @@ from rag.events import Retrieved
 from rag.lexicon import topic_terms
 from rag.models import Answer, Chunk, Passage, SearchResult
 from rag.prompts import load_phrases
-from rag.text import sentences
 
 LANGUAGE_NAMES = {"en": "English", "zh": "Chinese"}
 TITLE_CHARS = 60
@@ -78,27 +77,6 @@ def _title(chunk: Chunk) -> str:
     return title if len(title) <= TITLE_CHARS else title[:TITLE_CHARS].rstrip() + "…"
 
 
-def _bigrams(text: str) -> set[str]:
-    text = re.sub(r"\s+", " ", text.lower())
-    return {text[i : i + 2] for i in range(len(text) - 1)}
-
-
-def cited_sentence(text: str, claims: list[str]) -> str | None:
-    """The sentence of `text` a citation's claims rest on: a quoted claim itself, else the sentence
-    sharing the most character pairs with them (a paraphrase, or a translation's numbers and names)."""
-    for claim in claims:
-        quote = claim.strip().strip("“”\"").strip()
-        if quote and quote in text:
-            return quote
-    wanted = set().union(*(_bigrams(c) for c in claims)) if claims else set()
-    best, overlap = None, 0
-    for sentence in sentences(text):
-        shared = len(_bigrams(sentence) & wanted)
-        if shared > overlap:
-            best, overlap = sentence, shared
-    return best
-
-
 def _highlighted(text: str, sentence: str | None) -> str:
     """Escaped text, paragraphs kept, with `sentence` marked."""
     at = text.find(sentence) if sentence else -1
@@ -120,12 +98,11 @@ def _context(chunks: list[Chunk], language: str) -> str:
 
 
 def passage_card(passage: Passage, anchor: str, label: str, language: str, neighbours: tuple[list[Chunk], list[Chunk]],
-                 claims: list[str] = (), supported: bool | None = None) -> str:
-    """One source: who and on what, where from, the quote (cited sentence marked), the English
-    original beside the Chinese for the bilingual file, and the turns around it on request."""
+                 sentence: str | None = None, supported: bool | None = None) -> str:
+    """One source: who and on what, where from, the quote (`sentence`, the cited one, marked), the
+    English original beside the Chinese for the bilingual file, and the turns around it on request."""
     chunk = passage.chunk
     shown = passage.shown_text or chunk.text
-    sentence = cited_sentence(shown, list(claims)) if claims else None
     flag = ('<span class="unsupported" title="The citation check found no support for the sentence citing it">'
             "not supported by this passage</span>") if supported is False else ""
     where = (f'<div class="where">{escape(_title(chunk))} · <code>{escape(chunk.source)}</code> · '

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from chromadb.errors import ChromaError, InternalError, NotFoundError
 from .store import StoreError
 
 _ADD_BATCH = 500
+_PAGE = 5000  # rows per read: a large index is read in pages, never in one call
 SERVER_RETRY_DELAYS = (0.5, 1.0, 2.0)  # seconds before each new attempt at an unreachable server
 _WINDOWS = ".windows"
 
@@ -69,9 +70,17 @@ class ChromaStore:
         return cls(connect, name, str(path), server=False)
 
     @classmethod
-    def server(cls, host: str, port: int, name: str) -> "ChromaStore":
+    def server(cls, host: str, port: int, name: str, timeout: float = 30.0) -> "ChromaStore":
+        """Chroma's HttpClient waits forever for a server that accepts connections and never
+        answers; every request here, the client's own included, gives up after `timeout` seconds."""
         def connect() -> chromadb.ClientAPI:
-            return chromadb.HttpClient(host=host, port=port, settings=ChromaSettings(anonymized_telemetry=False))
+            # the client's constructor already sends requests: a hung server must fail before it
+            httpx.get(f"http://{host}:{port}/api/v2/heartbeat", timeout=timeout).raise_for_status()
+            client = chromadb.HttpClient(host=host, port=port, settings=ChromaSettings(anonymized_telemetry=False))
+            session = getattr(getattr(client, "_server", None), "_session", None)
+            if isinstance(session, httpx.Client):  # Chroma builds it with timeout=None
+                session.timeout = httpx.Timeout(timeout)
+            return client
 
         return cls(connect, name, f"http://{host}:{port}", server=True)
 
@@ -171,21 +180,27 @@ class ChromaVersion:
 
     @_guarded
     def records(self) -> tuple[list[str], list[dict]]:
-        got = self._chunks.get(include=["metadatas"])
-        return got["ids"], got["metadatas"]
+        ids, metadatas = [], []
+        for page in _pages(self._chunks, ["metadatas"]):
+            ids += page["ids"]
+            metadatas += page["metadatas"]
+        return ids, metadatas
 
     @_guarded
     def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
-        if not ids:
-            return {}
-        got = self._chunks.get(ids=ids, include=["embeddings"])
-        return {i: np.asarray(v, dtype=np.float32) for i, v in zip(got["ids"], got["embeddings"])}
+        out = {}
+        for i in range(0, len(ids), _PAGE):
+            got = self._chunks.get(ids=ids[i : i + _PAGE], include=["embeddings"])
+            out.update(zip(got["ids"], _matrix(got)))
+        return out
 
     @_guarded
     def window_vectors(self) -> tuple[list[str], np.ndarray]:
-        got = self._windows.get(include=["metadatas", "embeddings"])
-        owners = [m["chunk_id"] for m in got["metadatas"]]
-        return owners, np.asarray(got["embeddings"], dtype=np.float32).reshape(len(owners), -1)
+        owners, parts = [], []
+        for page in _pages(self._windows, ["metadatas", "embeddings"]):
+            owners += [m["chunk_id"] for m in page["metadatas"]]
+            parts.append(_matrix(page))
+        return owners, np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
     @_guarded
     def add(self, ids: list[str], vectors: np.ndarray, documents: list[str], metadatas: list[dict]) -> None:
@@ -205,12 +220,26 @@ class ChromaVersion:
         _copy(other._windows, self._windows, lambda _, metadata: metadata["chunk_id"] not in skip)
 
 
+def _pages(collection: chromadb.Collection, include: list[str]) -> Iterator[dict]:
+    """Every row of `collection`, `_PAGE` rows per read, so memory and each call stay bounded."""
+    offset = 0
+    while True:
+        page = collection.get(include=include, limit=_PAGE, offset=offset)
+        if not page["ids"]:
+            return
+        yield page
+        offset += len(page["ids"])
+
+
+def _matrix(got: dict) -> np.ndarray:
+    return np.asarray(got["embeddings"], dtype=np.float32).reshape(len(got["ids"]), -1)
+
+
 def _copy(source: chromadb.Collection, target: chromadb.Collection, keep: Callable[[str, dict], bool]) -> None:
-    got = source.get(include=["embeddings", "documents", "metadatas"])
-    rows = [r for r, (i, m) in enumerate(zip(got["ids"], got["metadatas"])) if keep(i, m)]
-    vectors = np.asarray(got["embeddings"], dtype=np.float32).reshape(len(got["ids"]), -1)[rows]
-    _upsert(target, [got["ids"][r] for r in rows], vectors, [got["documents"][r] for r in rows],
-            [got["metadatas"][r] for r in rows])
+    for got in _pages(source, ["embeddings", "documents", "metadatas"]):
+        rows = [r for r, (i, m) in enumerate(zip(got["ids"], got["metadatas"])) if keep(i, m)]
+        _upsert(target, [got["ids"][r] for r in rows], _matrix(got)[rows], [got["documents"][r] for r in rows],
+                [got["metadatas"][r] for r in rows])
 
 
 def _upsert(collection: chromadb.Collection, ids: list[str], vectors: np.ndarray, documents: list[str],

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import tempfile
+import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import numpy as np
 from scipy import sparse
 
 
-FORMAT = 3  # bump when what is derived from the chunks changes, so old saved indexes rebuild
+FORMAT = 4  # bump when what is derived from the chunks changes, so old saved indexes rebuild
 
 
 def fingerprint(ids: list[str]) -> str:
@@ -28,12 +29,20 @@ def fingerprint(ids: list[str]) -> str:
 
 
 class BM25Index:
-    def __init__(self, ids: list[str], docs: list[list[str]], extras: dict | None = None, k1: float = 1.2, b: float = 0.75):
+    """Per-document BM25 weights of every term, as a sparse matrix: a query is one product."""
+
+    def __init__(self, ids: list[str], matrix: sparse.csr_matrix, vocab: dict[str, int], df: dict[str, int],
+                 extras: dict | None = None):
         self.ids = ids
-        self.docs = docs
+        self.matrix = matrix
+        self.vocab = vocab
+        self.df = df
         self.extras = extras or {}  # derived data saved with the index (e.g. the dictionary bridge)
-        self.row = {chunk_id: i for i, chunk_id in enumerate(ids)}
-        self.vocab: dict[str, int] = {}
+
+    @classmethod
+    def build(cls, ids: list[str], docs: list[list[str]], extras: dict | None = None, k1: float = 1.2,
+              b: float = 0.75) -> "BM25Index":
+        vocab: dict[str, int] = {}
         rows, cols, vals = [], [], []
         lengths = np.array([len(d) for d in docs], dtype=np.float32)
         avgdl = float(lengths.mean()) if len(docs) else 1.0
@@ -44,13 +53,13 @@ class BM25Index:
         for r, tokens in enumerate(docs):
             norm = k1 * (1 - b + b * lengths[r] / max(avgdl, 1e-9))
             for term, tf in Counter(tokens).items():
-                col = self.vocab.setdefault(term, len(self.vocab))
+                col = vocab.setdefault(term, len(vocab))
                 idf = math.log(1 + (n - df[term] + 0.5) / (df[term] + 0.5))
                 rows.append(r)
                 cols.append(col)
                 vals.append(idf * tf * (k1 + 1) / (tf + norm))
-        self.df = df
-        self.matrix = sparse.csr_matrix((vals, (rows, cols)), shape=(n, max(1, len(self.vocab))), dtype=np.float32)
+        matrix = sparse.csr_matrix((vals, (rows, cols)), shape=(n, max(1, len(vocab))), dtype=np.float32)
+        return cls(ids, matrix, vocab, dict(df), extras)
 
     def scores(self, weighted_terms: dict[str, float]) -> np.ndarray:
         """BM25 score of every document for a bag of weighted query terms."""
@@ -62,14 +71,18 @@ class BM25Index:
         return self.matrix @ q
 
     def save(self, path: Path) -> None:
-        """Write through a temporary file of this process's own, then rename: a crash never leaves
-        half an index, and processes saving at once never write into each other's file."""
+        """The weights themselves (loading computes nothing), written through a temporary file of
+        this process's own, then renamed: a crash never leaves half an index, and processes saving
+        at once never write into each other's file."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"fingerprint": fingerprint(self.ids), "ids": self.ids, "docs": self.docs, "extras": self.extras}
+        meta = {"fingerprint": fingerprint(self.ids), "ids": self.ids, "vocab": list(self.vocab),
+                "df": [self.df[t] for t in self.vocab], "extras": self.extras}
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(payload, f, ensure_ascii=False)
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, data=self.matrix.data, indices=self.matrix.indices, indptr=self.matrix.indptr,
+                         shape=np.array(self.matrix.shape), meta=np.frombuffer(json.dumps(meta, ensure_ascii=False)
+                                                                                 .encode(), dtype=np.uint8))
             os.replace(tmp, path)
         except BaseException:
             os.unlink(tmp)
@@ -79,9 +92,13 @@ class BM25Index:
     def load(cls, path: Path, expected_ids: list[str]) -> "BM25Index | None":
         """The saved index if it matches `expected_ids`, else None (caller rebuilds)."""
         try:
-            payload = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            with np.load(path) as saved:
+                meta = json.loads(saved["meta"].tobytes())
+                if meta.get("fingerprint") != fingerprint(expected_ids):
+                    return None
+                matrix = sparse.csr_matrix((saved["data"], saved["indices"], saved["indptr"]),
+                                           shape=tuple(saved["shape"]))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # missing, older or damaged
             return None
-        if payload.get("fingerprint") != fingerprint(expected_ids):
-            return None
-        return cls(payload["ids"], payload["docs"], payload.get("extras"))
+        vocab = {term: col for col, term in enumerate(meta["vocab"])}
+        return cls(meta["ids"], matrix, vocab, dict(zip(meta["vocab"], meta["df"])), meta.get("extras"))
