@@ -22,6 +22,10 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from the checkout
+
+from bench.fresh import save_results  # noqa: E402
+
 QUESTIONS = ["what did Askell say about sycophancy", "阿莫迪怎么看规模化定律？", "race to the top",
              "克里斯·欧拉如何看待神经网络之美？", "How does Claude's character get trained?"]
 RUNTIMES = {  # label → how the worker builds it
@@ -138,8 +142,7 @@ def main() -> None:
             results[label] = run_worker(spec, args.sample, cache)
         load = (load_before, os.getloadavg()[0])
     print(table(results, conversion_s, load))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"conversion_s": conversion_s, "load_average": load, "runtimes": results}, indent=2))
+    save_results(args.json, {"conversion_s": conversion_s, "load_average": load, "runtimes": results})
 
 
 if __name__ == "__main__":

@@ -28,6 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from the checkout
+
+from bench.fresh import save_results  # noqa: E402
+
 REBUILD = "rebuild (e5 converted)"
 RUNS = {  # label → (RAG_E5_RUNTIME, whether the model cache starts empty)
     "first make chat (converts e5)": ("auto", True),
@@ -164,8 +168,7 @@ def main() -> None:
                 ask = rag_ask_cold(env, args.ask_repeat)
     load = (load_before, os.getloadavg()[0])
     print(table(results, ask, load))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"load_average": load, "rag_ask_cold_s": ask, "runs": results}, indent=2))
+    save_results(args.json, {"load_average": load, "rag_ask_cold_s": ask, "runs": results})
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ Besides the table, writes `bench/results/web.json` (per limit: latencies, errors
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import statistics
@@ -23,6 +22,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+
+from bench.fresh import save_results
 
 QUESTIONS = [
     "What did Askell say about sycophancy?",
@@ -118,7 +119,7 @@ def main() -> None:
         for error in r["errors"][:3]:
             print(f"      {error}")
         failed |= bool(r["errors"])
-    args.json.write_text(json.dumps({"runs": runs}, indent=2))
+    save_results(args.json, {"runs": runs})
     sys.exit(1 if failed else 0)
 
 

@@ -45,6 +45,12 @@ def timed_in_fresh_process(target: str, env: dict[str, str] | None = None, **kwa
     return time.perf_counter() - started, result
 
 
+def save_results(path: Path, results: dict) -> None:
+    """Every bench's JSON in `bench/results/` (or where `--json` says), its folder made if needed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2))
+
+
 def load_average() -> list[float]:
     """1, 5 and 15 minute load averages (`uptime`): benchmarks on a shared machine say how loaded it was."""
     return [round(x, 2) for x in os.getloadavg()]

@@ -23,7 +23,6 @@ average is in the output.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -46,6 +45,7 @@ from bench.fresh import (
     environment,
     in_fresh_process,
     load_average,
+    save_results,
     timed_in_fresh_process,
 )
 
@@ -252,8 +252,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-run-") as scratch:
         results.update(measure(Path(scratch), args.repeat, args.ask_repeat))
     results["load_after"] = load_average()
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2))
+    save_results(args.json, results)
     print(table(results))
     if args.scales:
         from bench.bench_scale import run_scales

@@ -14,10 +14,7 @@ import pytest
 from rag.errors import UserError
 from tests.bad_questions import ALL_CASES, PLAIN, BadQuestion, ids
 from tests.test_cli import rag
-
-
-def request_lines(caplog) -> list[dict]:
-    return [record.fields for record in caplog.records if record.name == "rag.requests"]
+from tests.test_logs import request_lines
 
 
 @pytest.mark.parametrize("case", ALL_CASES, ids=ids(ALL_CASES))
