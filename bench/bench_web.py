@@ -46,8 +46,9 @@ def free_port() -> int:
 
 @contextmanager
 def served(env: dict[str, str] | None = None, timeout: float = 300):
-    """`rag serve` in its own process on a free local port, yielding its URL once the index is
-    ready (it says "Index ready" on stderr); stopped when the block ends. The tests use it too."""
+    """`rag serve` in its own process on a free local port, yielding its URL once the page is up
+    and the index ready (it says "Chat running" and "Index ready" on stderr, in either order);
+    stopped when the block ends. The tests use it too."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     server = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port)], env=env,
@@ -58,10 +59,12 @@ def served(env: dict[str, str] | None = None, timeout: float = 300):
     try:
         for line in server.stderr:
             log.append(line)
-            if line.startswith(("Index ready", "Index not usable")):
+            if line.startswith("Index not usable") or (
+                any(seen.startswith("Chat running") for seen in log) and any(seen.startswith("Index ") for seen in log)
+            ):
                 break
         watchdog.cancel()
-        if server.poll() is not None or not log[-1].startswith("Index ready"):
+        if server.poll() is not None or not any(line.startswith("Index ready") for line in log):
             raise RuntimeError(f"rag serve did not get ready in {timeout:.0f} s:\n{''.join(log)[-3000:]}")
         threading.Thread(target=server.stderr.read, daemon=True).start()  # keep draining: a full pipe blocks the server
         yield f"http://127.0.0.1:{port}/"

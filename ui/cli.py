@@ -44,9 +44,19 @@ def serve(host: str, port: int) -> None:
     except UserError as exc:
         raise click.ClickException(str(exc)) from exc
 
-    from .app import Indexing, build_app, launch
+    from .indexing import Indexing
 
     indexing = Indexing()  # the page is up at once; a first run shows the indexing progress there
+
+    def index_then_say_so() -> None:
+        indexing.run(pipe)
+        click.echo(f"Index ready ({len(pipe.index.chunks):,} passages)." if not indexing.error
+                   else f"Index not usable: {indexing.error}", err=True)
+
+    # Started before Gradio loads: on a first run the model conversion overlaps the page's start.
+    threading.Thread(target=index_then_say_so, name="indexing", daemon=True).start()
+    from .app import build_app, launch
+
     try:
         app = build_app(pipe, indexing)
         # quiet: Gradio's own banner suggests share links, and there is no internet here
@@ -57,11 +67,5 @@ def serve(host: str, port: int) -> None:
         if "port" in str(exc).lower():
             raise _busy(host, port) from exc
         raise click.ClickException(f"Could not start the server: {exc}") from exc
-    def index_then_say_so() -> None:
-        indexing.run(pipe)
-        click.echo(f"Index ready ({len(pipe.index.chunks):,} passages)." if not indexing.error
-                   else f"Index not usable: {indexing.error}", err=True)
-
-    threading.Thread(target=index_then_say_so, name="indexing", daemon=True).start()
     click.echo(f"Chat running on http://{host}:{port} (Ctrl+C to stop)", err=True)
     app.block_thread()
