@@ -106,8 +106,9 @@ class _CorpusWords:
         return [p for p in segment(piece, search=True) if len(p) >= 2]
 
     def _domain(self, word: str) -> bool:
+        """A glossary term in either language, a word of one ("Scottish" of "Scottish accent"), or a person."""
         key = stem(word)
-        return key in glossary().chinese_terms or bool(glossary().match([key])) or bool(self.speakers.mentioned(word))
+        return key in glossary().chinese_terms or key in glossary().english_words or bool(self.speakers.mentioned(word))
 
 
 def unknown_names(question: str, index: CorpusIndex, speakers: SpeakerTable) -> list[str]:

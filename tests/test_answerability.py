@@ -36,6 +36,9 @@ from rag.speakers import default_speakers
         ("阿曼达如何看待模型的福利问题？", []),  # … and 福利 as a place
         ("英伟达的芯片为什么这么贵？", ["英伟达"]),  # jieba cuts it into 英/伟达
         ("明天上海会下雨吗？", ["上海"]),  # only the name, not its unknown neighbours
+        # a word of a glossary phrase is the interviews' own ("Scottish accent", "Golden Gate Bridge")
+        ("Who joked that people with Scottish accents can get away with saying rude stuff?", []),
+        ("Why did the Golden Gate Bridge feature make Claude obsessed?", []),
     ],
 )
 def test_unknown_names_are_what_the_corpus_never_mentions(pipeline, question, unknown):
