@@ -113,3 +113,13 @@ def test_near_miss_questions_abstain(pipeline, question):
     answer = pipeline.ask(question)
     assert answer.abstained and not answer.citations
 
+
+
+def test_a_name_asked_for_must_be_in_what_the_answer_would_quote(pipeline):
+    """She named a bike, and says so, but never says the name: quoting her would cite a passage
+    for a fact it does not state. A name the interviews do give is answered."""
+    near_miss = pipeline.ask("What name did Amanda give the bike that got stolen?")
+    assert near_miss.abstained and near_miss.query.missing_answer_type == "name"
+    assert "no name" in near_miss.text
+    answered = pipeline.ask("What was the title of Dario's essay about how AI could make the world better?")
+    assert not answered.abstained and answered.query.missing_answer_type is None
