@@ -8,6 +8,7 @@ corpus for an answer to exist:
   3.7 is not);
 - a date, year, amount of money or age the question asks for and the best passages do not
   contain: the interviews mention Claude 4, but the passages about it give no release day;
+- a name the question asks for ("what was it called?") that nothing an answer would quote gives;
 - a question with no distinctive word of the interviews at all, only words they never use (not
   even by meaning) and the commonest words of Chinese (红烧肉应该怎么做: 应该 and 做 say nothing,
   红烧肉 is nowhere).
@@ -26,7 +27,7 @@ from .answering import ExtractiveAnswerer
 from .index import CorpusIndex
 from .lexicon import cedict_glosses, common_chinese_words, glossary, proper_nouns, segment, stem, stopwords
 from .llm import ChatBackend, within
-from .models import SearchResult
+from .models import Passage, SearchResult
 from .prompts import load_prompt
 from .speakers import RESOURCES, SpeakerTable
 from .text import CJK, has_cjk
@@ -57,6 +58,14 @@ _MONEY_WORD_EN = re.compile(r"\b(?:costs?|prices?|pricing|priced|revenues?|profi
 _OTHER_MEASURE = re.compile(r"时间|精力|比例|百分之|\b(?:time|effort|attention|percent|percentage)\b|%", re.I)
 _NUMERAL = r"[\d零一两二三四五六七八九十百千万亿几数多来]"
 _MONEY = re.compile(rf"美元|美金|人民币|欧元|英镑|{_NUMERAL}\s*(?:元|块钱)|[$＄€£¥￥]\s*\d|\bdollars?\b|\b(?:USD|RMB)\b", re.I)
+# "what was the name Amanda gave her bike", "what's the actual title of…", "那个系统叫什么名字"
+_ASKS_FOR_NAME = re.compile(
+    r"\bwhat(?:'s| is| was| were)? (?:the |its |his |her |their )?(?:actual |exact |real |full )?(?:name|title)s?\b"
+    r"|\bwhat name\b|\bwhat (?:is|was) it called\b|叫什么|什么名字|名字是什么|名称是什么", re.I)
+# what a name looks like in a quote: a title, a short quotation, or a capitalised word inside a sentence
+_TITLE_OR_QUOTATION = re.compile(r"《[^》]{1,30}》|“[^”]{1,30}”|\"[^\"]{1,30}\"")
+_CAPITALISED = re.compile(r"(?<![A-Za-z])[A-Z][A-Za-z0-9'’-]+")
+_SENTENCE_END = ".?!。？！…:：\"“”"
 _ASKS_FOR_AGE = re.compile(r"多大了|多大年纪|多大岁数|年纪多大|年龄多大|年龄是多少|几岁|多少岁|\bhow old\b|\bwhat age\b|\bat what age\b", re.I)
 _AGE = re.compile(
     rf"{_NUMERAL}+\s*岁|\byears? old\b|\b\d{{1,3}}-year-old\b|\bage(?:d| of)?\s+\d|"
@@ -106,8 +115,9 @@ class _CorpusWords:
         return [p for p in segment(piece, search=True) if len(p) >= 2]
 
     def _domain(self, word: str) -> bool:
+        """A glossary term in either language, a word of one ("Scottish" of "Scottish accent"), or a person."""
         key = stem(word)
-        return key in glossary().chinese_terms or bool(glossary().match([key])) or bool(self.speakers.mentioned(word))
+        return key in glossary().chinese_terms or key in glossary().english_words or bool(self.speakers.mentioned(word))
 
 
 def unknown_names(question: str, index: CorpusIndex, speakers: SpeakerTable) -> list[str]:
@@ -229,6 +239,30 @@ def missing_answer_type(question: str, evidence: Iterable[str]) -> str | None:
     return None
 
 
+def quoted_evidence(passages: list[Passage], terms: dict[str, float], count: int = 3) -> list[str]:
+    """What an answer would quote from the best `count` passages: the best sentence of each."""
+    answerer = ExtractiveAnswerer()
+    return [answerer.best_quote(p, terms)[0] for p in passages[:count]]
+
+
+def missing_name(question: str, passages: list[Passage], terms: dict[str, float]) -> bool:
+    """The question asks what something is called, and what an answer would quote names nothing
+    the question does not already name: no title, no short quotation, no capitalised word inside
+    a sentence. "What name did Amanda give the bike that got stolen?" finds her saying she named
+    it, and no name; quoting that would cite a passage for a fact it does not state."""
+    if not _ASKS_FOR_NAME.search(question):
+        return False
+    asked = question.lower()
+    for quote in quoted_evidence(passages, terms):
+        if any(m.group(0).lower() not in asked for m in _TITLE_OR_QUOTATION.finditer(quote)):
+            return False
+        for m in _CAPITALISED.finditer(quote):
+            before = quote[: m.start()].rstrip()
+            if before and before[-1] not in _SENTENCE_END and m.group(0).lower() not in asked:
+                return False
+    return True
+
+
 @dataclass
 class CheckResult:
     """The LLM's verdict on the best passages: `states_answer` None when it gave none in time."""
@@ -270,7 +304,7 @@ class AnswerabilityCheck:
         return CheckResult(states, (time.perf_counter() - started) * 1000, fallback)
 
     def _ask(self, result: SearchResult) -> bool | None:
-        quotes = [ExtractiveAnswerer().best_quote(p, result.plan.terms)[0] for p in result.passages[:self.PASSAGES]]
+        quotes = quoted_evidence(result.passages, result.plan.terms, self.PASSAGES)
         blocks = "\n\n".join(f"[{n}] {quote}" for n, quote in enumerate(quotes, 1))
         messages = load_prompt("answerable").messages(question=result.plan.question, passages=blocks)
         reply = "".join(self.backend.stream(messages, max_tokens=self.MAX_TOKENS)).strip(" \n\"'*.:")

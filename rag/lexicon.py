@@ -95,6 +95,7 @@ class Glossary:
                     self._by_phrase[key].extend(z for z in entry.chinese if z not in self._by_phrase[key])
         self._longest = max((len(k) for k in self._by_phrase), default=0)
         self.chinese_terms = frozenset(zh for entry in entries for zh in entry.chinese)
+        self.english_words = frozenset(w for phrase in self._by_phrase for w in phrase)  # stemmed
 
     @classmethod
     def load(cls, path: Path = RESOURCES / "glossary.tsv") -> "Glossary":

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .answerability import foreign_topic, missing_answer_type, unknown_names
+from .answerability import foreign_topic, missing_answer_type, missing_name, unknown_names
 from .embeddings import Embedder
 from .errors import UserError
 from .index import CorpusIndex, best_rows
@@ -241,6 +241,8 @@ class HybridRetriever:
         best_dense = max((s for _, s in dense), default=0.0)
         plan.missing_answer_type = missing_answer_type(
             question, (p.chunk.text + (p.chunk.parallel_text or "") for p in passages[:k]))
+        if plan.missing_answer_type is None and missing_name(question, passages[:k], plan.terms):
+            plan.missing_answer_type = "name"
         return SearchResult(plan, passages[:k], self._confidence(best_dense, lexical_hits, plan))
 
     def _lexical_hits(self, bm25, terms: dict[str, float], allowed: Callable[[Chunk], bool] | None) -> list[tuple[str, float]]:

@@ -105,7 +105,8 @@ class Settings(BaseSettings):
 
     # Answering
     min_confidence: float = Field(
-        default=0.5, description="Below this retrieval confidence the answer abstains."
+        default=0.42, description="Below this retrieval confidence the answer abstains (README \"Quality\": the "
+        "middle of the gap between the read blind probes' near misses and answerable questions)."
     )
     llm: Literal["extractive", "openai", "anthropic", "llamacpp"] = Field(
         default="extractive", description="Who writes the answer: quotes (no model) or an LLM backend."

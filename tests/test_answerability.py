@@ -36,6 +36,9 @@ from rag.speakers import default_speakers
         ("阿曼达如何看待模型的福利问题？", []),  # … and 福利 as a place
         ("英伟达的芯片为什么这么贵？", ["英伟达"]),  # jieba cuts it into 英/伟达
         ("明天上海会下雨吗？", ["上海"]),  # only the name, not its unknown neighbours
+        # a word of a glossary phrase is the interviews' own ("Scottish accent", "Golden Gate Bridge")
+        ("Who joked that people with Scottish accents can get away with saying rude stuff?", []),
+        ("Why did the Golden Gate Bridge feature make Claude obsessed?", []),
     ],
 )
 def test_unknown_names_are_what_the_corpus_never_mentions(pipeline, question, unknown):
@@ -110,3 +113,13 @@ def test_near_miss_questions_abstain(pipeline, question):
     answer = pipeline.ask(question)
     assert answer.abstained and not answer.citations
 
+
+
+def test_a_name_asked_for_must_be_in_what_the_answer_would_quote(pipeline):
+    """She named a bike, and says so, but never says the name: quoting her would cite a passage
+    for a fact it does not state. A name the interviews do give is answered."""
+    near_miss = pipeline.ask("What name did Amanda give the bike that got stolen?")
+    assert near_miss.abstained and near_miss.query.missing_answer_type == "name"
+    assert "no name" in near_miss.text
+    answered = pipeline.ask("What was the title of Dario's essay about how AI could make the world better?")
+    assert not answered.abstained and answered.query.missing_answer_type is None

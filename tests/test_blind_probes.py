@@ -19,11 +19,11 @@ def test_blind_probes_are_valid():
 
 def test_quality_gate_on_the_fresh_blind_batch_test_half(pipeline):
     """Batch 6's test half (written blind, counted, never read): retrieval and abstention must not
-    fall below what this release measured (README "Quality": hit@5 0.833, answerable refused 5/36)."""
+    fall below what this release measured (README "Quality": hit@5 0.833, answerable refused 2/36)."""
     from eval.blind_probe import evidence_hit
 
     answerable = [q for q in load_probes("answerable.jsonl") if q.get("batch") == 6 and q["split"] == "test"]
     answers = [pipeline.ask(q["question"]) for q in answerable]
     hit5 = sum(evidence_hit(q, a.passages[:5]) for q, a in zip(answerable, answers)) / len(answerable)
     refused = sum(a.abstained for a in answers) / len(answerable)
-    assert hit5 >= 0.80 and refused <= 0.15, (hit5, refused)
+    assert hit5 >= 0.80 and refused <= 0.09, (hit5, refused)

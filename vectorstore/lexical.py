@@ -21,7 +21,7 @@ import numpy as np
 from scipy import sparse
 
 
-FORMAT = 4  # bump when what is derived from the chunks changes, so old saved indexes rebuild
+FORMAT = 5  # bump when what is derived from the chunks changes, so old saved indexes rebuild
 
 
 def fingerprint(ids: list[str]) -> str:
