@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     report = pipeline.ensure_ingested(show_progress=False)
     index_s = time.perf_counter() - started if report else None
     chunks = len(pipeline.index.chunks)
-    windows = len(pipeline.index.version.window_vectors()[0])
+    windows = len(pipeline.index.snapshot.window_rows)
     questions = load_questions(args.questions)
     log(f"{len(questions)} questions, {chunks} chunks in {settings.data_dir}")
 

@@ -52,13 +52,16 @@ def query_costs(repeat: int) -> dict:
     pipeline, questions, startup = warmed_pipeline()
     search = [ms for _, ms in time_questions(pipeline, questions, repeat)["search"]]
     s = stats(search)
-    windows = len(pipeline.index._windows[0])
+    windows = len(pipeline.index.snapshot.window_rows)
     return {"startup_s": startup, "search_p50_ms": s["p50"], "search_p95_ms": s["p95"],
             "chunks": len(pipeline.index.chunks), "windows": windows}
 
 
 class ComposedE5:
-    """e5 vectors for re-mixed text, composed: the normalised mean of its sentences' real vectors."""
+    """e5 vectors for re-mixed text, composed: the normalised mean of its sentences' real vectors.
+
+    A sentence not in `sentence_vectors` (the synthetic files' punctuation and line breaks cut some
+    differently from the bundled ones) is embedded once, by the real embedder, and kept."""
 
     def __init__(self, embedder, sentence_vectors: dict[str, np.ndarray]):
         self.inner, self.sentence_vectors = embedder, sentence_vectors
@@ -67,17 +70,14 @@ class ComposedE5:
     def encode_documents(self, texts: list[str], progress=None) -> np.ndarray:
         from rag.text import sentences
 
+        split = [sentences(text) or [text] for text in texts]
+        missing = sorted({s for parts in split for s in parts} - self.sentence_vectors.keys())
+        if missing:
+            self.sentence_vectors.update(zip(missing, self.inner.encode_documents(missing)))
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        unknown = []
-        for i, text in enumerate(texts):
-            known = [self.sentence_vectors[s] for s in sentences(text) if s in self.sentence_vectors]
-            if known:
-                mean = np.mean(known, axis=0)
-                out[i] = mean / np.linalg.norm(mean)
-            else:
-                unknown.append(i)
-        if unknown:
-            out[unknown] = self.inner.encode_documents([texts[i] for i in unknown])
+        for i, parts in enumerate(split):
+            mean = np.mean([self.sentence_vectors[s] for s in parts], axis=0)
+            out[i] = mean / np.linalg.norm(mean)
         if progress:
             progress(len(texts))
         return out
@@ -122,8 +122,8 @@ def size_dependent_search(factor: int, repeat: int) -> dict:
     from vectorstore.lexical import BM25Index
 
     pipeline, questions, _ = warmed_pipeline()
-    _, _, matrix = pipeline.index._matrix
-    owners, windows = pipeline.index._windows
+    rows = pipeline.index.snapshot
+    matrix, owners, windows = rows.vectors, rows.window_rows, rows.windows
     lexical = pipeline.index.lexical
     vectors = [pipeline.embedder.encode_query(q) for q, _ in questions]
     terms = [pipeline.retriever.plan(q).terms for q, _ in questions]
@@ -179,33 +179,49 @@ def chroma_server(index: Path, port: int) -> subprocess.Popen:
     raise RuntimeError("chroma run did not start")
 
 
+def cold_ingest(env: dict[str, str], sentence_file: Path | None) -> dict:
+    """The ingest figures of one size, from nothing: with the real embedder, or composed vectors."""
+    if sentence_file is not None:
+        ingest = in_fresh_process("bench.bench_scale:composed_ingest", env, sentence_file=str(sentence_file))
+        return {"composed_ingest_s": ingest["ingest_s"], "ingest_rss_gb": ingest["peak_rss_gb"]}
+    ingest = in_fresh_process("bench.bench_ingest:worker", env, floor=False)
+    # a text met twice (re-mixed sentences repeat) is embedded once: `embedded` ≤ passages
+    return {"embedded": ingest["passages"], "ingest_only_s": ingest["ingest_s"],
+            "ingest_s": ingest["startup_s"] + ingest["ingest_s"], "embedded_per_s": ingest["passages"] / ingest["ingest_s"],
+            "embed_s": ingest["steps_s"]["embed"], "ingest_rss_gb": ingest["peak_rss_gb"],
+            "warm_reingest_s": ingest["warm_reingest_s"]}
+
+
+INGEST_KEYS = ("embedded", "ingest_only_s", "ingest_s", "embedded_per_s", "embed_s", "ingest_rss_gb",
+               "warm_reingest_s", "composed_ingest_s", "ingest_load")
+
+
 def measure_scale(scale: float, scratch: Path, repeat: int, server: bool,
-                  sentence_file: Path | None = None) -> dict:
+                  sentence_file: Path | None = None, requery: bool = False) -> dict:
+    """One row; with `requery`, only the queries, on the index kept in `scratch`, beside the ingest
+    figures of the row measured before (for code that changed what a reader does, not the ingest)."""
     corpus = scratch / f"corpus-{scale:g}x"
     files = write_corpus(scale, corpus)
     data = scratch / f"data-{scale:g}x"
-    shutil.rmtree(data, ignore_errors=True)  # a cold ingest, even in a kept folder
     env = {"RAG_DATA_DIR": str(data), "RAG_CORPUS": json.dumps([str(corpus)])}
     row = {"scale": scale, "files": len(files), "megabytes": sum(p.stat().st_size for p in files) / 1e6,
            "vectors": "e5" if sentence_file is None else "composed", "load_before": load_average(),
            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
-    print(f"{scale:g}×: ingest…", file=sys.stderr, flush=True)
-    if sentence_file is None:
-        ingest = in_fresh_process("bench.bench_ingest:worker", env, floor=False)
-        # a text met twice (re-mixed sentences repeat) is embedded once: `embedded` ≤ passages
-        row.update(embedded=ingest["passages"], ingest_only_s=ingest["ingest_s"],
-                   ingest_s=ingest["startup_s"] + ingest["ingest_s"], embedded_per_s=ingest["passages"] / ingest["ingest_s"],
-                   embed_s=ingest["steps_s"]["embed"], ingest_rss_gb=ingest["peak_rss_gb"],
-                   warm_reingest_s=ingest["warm_reingest_s"])
+    if requery:
+        earlier = next(r for r in json.loads((RESULTS / "scale.json").read_text())
+                       if (r["scale"], r["vectors"]) == (scale, row["vectors"]))
+        row.update({key: earlier[key] for key in INGEST_KEYS if key in earlier}, requeried=True)
+        row.setdefault("ingest_load", [earlier["load_before"], earlier["load_after"]])
     else:
-        ingest = in_fresh_process("bench.bench_scale:composed_ingest", env, sentence_file=str(sentence_file))
-        row.update(composed_ingest_s=ingest["ingest_s"], ingest_rss_gb=ingest["peak_rss_gb"])
+        shutil.rmtree(data, ignore_errors=True)  # a cold ingest, even in a kept folder
+        print(f"{scale:g}×: ingest…", file=sys.stderr, flush=True)
+        row.update(cold_ingest(env, sentence_file), ingest_load=[row["load_before"], load_average()])
     print(f"{scale:g}×: queries…", file=sys.stderr, flush=True)
     queries = in_fresh_process("bench.bench_scale:query_costs", env, repeat=repeat)
     row.update(chunks=queries["chunks"], windows=queries["windows"], startup_s=queries["startup_s"],
                search_p50_ms=queries["search_p50_ms"], search_p95_ms=queries["search_p95_ms"],
                query_rss_gb=queries["peak_rss_gb"], index_mb=disk_bytes(data / "index") / 1e6,
-               lexical_mb=disk_bytes(data / "lexical") / 1e6,
+               lexical_mb=disk_bytes(data / "lexical") / 1e6, snapshot_mb=disk_bytes(data / "snapshots") / 1e6,
                embedding_cache_mb=(data / "embeddings.sqlite").stat().st_size / 1e6
                if (data / "embeddings.sqlite").exists() else 0.0)
     row["passages"] = queries["chunks"] + queries["windows"]
@@ -233,7 +249,8 @@ COLUMNS = [  # (key, heading, format)
     ("warm_reingest_s", "warm re-ingest s", "{:.2f}"), ("startup_s", "start-up s", "{:.2f}"),
     ("search_p50_ms", "search p50 ms", "{:.0f}"), ("search_p95_ms", "search p95 ms", "{:.0f}"),
     ("query_rss_gb", "query RSS GB", "{:.2f}"), ("index_mb", "Chroma MB", "{:.0f}"),
-    ("lexical_mb", "BM25 MB", "{:.1f}"), ("embedding_cache_mb", "embedding cache MB", "{:.0f}"),
+    ("lexical_mb", "BM25 MB", "{:.1f}"), ("snapshot_mb", "snapshot MB", "{:.0f}"),
+    ("embedding_cache_mb", "embedding cache MB", "{:.0f}"),
     ("server_startup_s", "server: start-up s", "{:.2f}"), ("server_search_p50_ms", "server: p50 ms", "{:.0f}"),
     ("server_search_p95_ms", "server: p95 ms", "{:.0f}"),
 ]
@@ -294,7 +311,7 @@ def merged(rows: list[dict], path: Path) -> list[dict]:
 
 
 def run_scales(scales: list[float], server: bool, composed: list[float] = (), repeat: int = 2,
-               keep: Path | None = None) -> str:
+               keep: Path | None = None, requery: bool = False) -> str:
     """Measure each size, saving each row as soon as it is measured; the table and plot of every size saved."""
     scratch_dir = None if keep else tempfile.TemporaryDirectory(prefix="bench-scale-")
     scratch = keep or Path(scratch_dir.name)
@@ -305,7 +322,7 @@ def run_scales(scales: list[float], server: bool, composed: list[float] = (), re
         print("embedding the sentence pool…", file=sys.stderr, flush=True)
         in_fresh_process("bench.bench_scale:embed_pool_sentences", path=str(sentence_file))
     for scale, vectors in [(s, None) for s in scales] + [(s, sentence_file) for s in composed]:
-        rows = merged([measure_scale(scale, scratch, repeat, server, vectors)], RESULTS / "scale.json")
+        rows = merged([measure_scale(scale, scratch, repeat, server, vectors, requery)], RESULTS / "scale.json")
     plot(rows, RESULTS / "scale.png")
     if scratch_dir:
         scratch_dir.cleanup()
@@ -330,12 +347,14 @@ def main() -> None:
     parser.add_argument("--server", action="store_true", help="also query through a `chroma run` server")
     parser.add_argument("--repeat", type=int, default=2, help="timed passes over the eval questions")
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temporary one)")
+    parser.add_argument("--requery", action="store_true", help="with --keep: measure only the queries again on "
+                        "the kept indexes, beside the ingest figures measured before")
     parser.add_argument("--tile-to", type=float, help="then time the size-dependent parts of a search on the "
                         "largest kept index tiled to this size (needs --keep)")
     args = parser.parse_args()
     sizes = lambda text: [float(s) for s in text.split(",") if s]
     if sizes(args.scales) or sizes(args.composed):
-        print(run_scales(sizes(args.scales), args.server, sizes(args.composed), args.repeat, args.keep))
+        print(run_scales(sizes(args.scales), args.server, sizes(args.composed), args.repeat, args.keep, args.requery))
     if args.tile_to:
         print(json.dumps(tiled(args.keep, args.tile_to, args.repeat), indent=2))
 

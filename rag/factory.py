@@ -35,7 +35,8 @@ def build_index(settings: Settings) -> CorpusIndex:
                                    settings.chroma_timeout)
     else:
         store = ChromaStore.embedded(settings.index_path, settings.collection)
-    return CorpusIndex(store, settings.data_dir / "lexical", EmbeddingCache(settings.data_dir / "embeddings.sqlite"))
+    return CorpusIndex(store, settings.data_dir / "lexical", settings.data_dir / "snapshots",
+                       EmbeddingCache(settings.data_dir / "embeddings.sqlite"))
 
 
 def build_answerer(backend: ChatBackend | None, settings: Settings) -> Answerer:

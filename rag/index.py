@@ -1,8 +1,9 @@
 """The corpus index: the store's current version, the lexical index derived from it, and chunk lookups.
 
 The vector store is the source of truth; the BM25 index and the dictionary bridge are derived
-from the chunks it holds and rebuilt only when those chunks change. `sync()` moves a
-long-running reader to the version an ingest (in any process) published last.
+from the chunks it holds and rebuilt only when those chunks change, and a snapshot of each
+version's rows (`vectorstore.snapshot`) lets a reader start without reading them out of the
+store. `sync()` moves a long-running reader to the version an ingest (in any process) published last.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from threadpoolctl import ThreadpoolController
 
 from vectorstore.embedding_cache import EmbeddingCache
 from vectorstore.lexical import BM25Index
+from vectorstore.snapshot import SnapshotWriter, VersionSnapshot, forget_snapshot
 from vectorstore.store import Version, VersionedStore
 
 from .caching import shared_cached_property
@@ -82,9 +84,11 @@ _NOT_SYNCED = object()
 
 
 class CorpusIndex:
-    def __init__(self, store: VersionedStore, lexical_dir: Path, embedding_cache: EmbeddingCache | None = None):
+    def __init__(self, store: VersionedStore, lexical_dir: Path, snapshot_dir: Path,
+                 embedding_cache: EmbeddingCache | None = None):
         self.store = store
         self.lexical_dir = lexical_dir  # the BM25 indexes, one pair of files per version
+        self.snapshot_dir = snapshot_dir  # each version's rows, memory-mapped at start-up (`vectorstore.snapshot`)
         self.embedding_cache = embedding_cache  # ingest's vectors by text, kept across killed ingests
         self._version: Version | None = None
         self._loaded: object = _NOT_SYNCED  # the name of the version loaded, None for no version yet
@@ -104,7 +108,7 @@ class CorpusIndex:
     def load(self) -> None:
         """Read the loaded version's chunks and vectors now, so a store failure shows here, not mid-search."""
         if self.version is not None:
-            self._windows  # noqa: B018 - reads the chunk vectors too
+            self.snapshot  # noqa: B018
 
     @property
     def version(self) -> Version | None:
@@ -114,10 +118,25 @@ class CorpusIndex:
         return self._version
 
     @shared_cached_property
+    def snapshot(self) -> VersionSnapshot:
+        """The loaded version's rows: memory-mapped from its saved snapshot, or read from the store
+        when there is none (or a damaged one) and saved for the next start."""
+        folder = self.snapshot_dir / self.version.name
+        saved = VersionSnapshot.load(folder)
+        if saved is not None:
+            return saved
+        snapshot = VersionSnapshot.read(self.version)
+        try:
+            snapshot.save(folder)
+        except OSError:  # a read-only or full data folder: the next start reads the store again
+            pass
+        return snapshot
+
+    @shared_cached_property
     def chunks(self) -> dict[str, Chunk]:
         if self.version is None:
             return {}
-        return {i: chunk_from_metadata(i, m) for i, m in zip(*self.version.records())}
+        return {i: chunk_from_metadata(i, m) for i, m in zip(self.snapshot.ids, self.snapshot.metadatas)}
 
     @shared_cached_property
     def sources(self) -> frozenset[str]:
@@ -156,54 +175,53 @@ class CorpusIndex:
             index.save(path)
         return built
 
-    def forget_lexical(self, version_names: list[str]) -> None:
-        """Delete the saved BM25 indexes of versions the store dropped."""
+    def forget_derived(self, version_names: list[str]) -> None:
+        """Delete the saved BM25 indexes and snapshots of versions the store dropped."""
         for name in version_names:
             for path in self._lexical_files(name):
                 path.unlink(missing_ok=True)
+            forget_snapshot(self.snapshot_dir / name)
+
+    def snapshot_writer(self, version_name: str, ids: list[str], windows: int, dim: int) -> SnapshotWriter:
+        """A writer of `version_name`'s snapshot, which ingest fills as it writes the version."""
+        return SnapshotWriter(self.snapshot_dir / version_name, ids, windows, dim)
 
     def _lexical_files(self, version_name: str) -> tuple[Path, Path]:
         return self.lexical_dir / f"{version_name}.npz", self.lexical_dir / f"{version_name}.glosses.npz"
 
     @shared_cached_property
-    def _matrix(self) -> tuple[list[str], dict[str, int], np.ndarray]:
-        ids = sorted(self.chunks)
-        vectors = self.version.vectors(ids) if ids else {}
-        matrix = np.stack([vectors[i] for i in ids]) if ids else np.zeros((0, 1), np.float32)
-        return ids, {chunk_id: r for r, chunk_id in enumerate(ids)}, matrix
+    def _row(self) -> dict[str, int]:
+        """Each chunk's row in the snapshot's matrices."""
+        return {chunk_id: r for r, chunk_id in enumerate(self.snapshot.ids)} if self.version is not None else {}
 
     def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
         """Stored vectors by chunk id, from memory (no round trip to the store)."""
-        _, row, matrix = self._matrix
-        return {i: matrix[row[i]] for i in ids if i in row}
+        row = self._row
+        return {i: self.snapshot.vectors[row[i]] for i in ids if i in row}
 
-    @shared_cached_property
-    def _windows(self) -> tuple[np.ndarray, np.ndarray]:
-        """Window vectors and, for each, the row of its chunk in `_matrix`."""
-        _, row, _ = self._matrix
-        owners, matrix = self.version.window_vectors()
-        keep = [i for i, owner in enumerate(owners) if owner in row]
-        return np.array([row[owners[i]] for i in keep], dtype=np.int64), matrix[keep]
-
-    def nearest(self, vector: np.ndarray, n: int, allowed: Callable[[Chunk], bool] | None = None) -> list[tuple[str, float]]:
-        """Exact cosine search; a chunk scores its own vector or its best sentence window, whichever is higher.
+    def nearest(self, queries: np.ndarray, n: int,
+                allowed: Callable[[Chunk], bool] | None = None) -> list[list[tuple[str, float]]]:
+        """Exact cosine search for each row of `queries`; a chunk scores its own vector or its best
+        sentence window, whichever is higher.
 
         Exact and deterministic, unlike Chroma's approximate (HNSW) query, which returned
-        different neighbours from run to run and poor ones under a metadata filter; at this
-        corpus size a matrix product takes well under a millisecond.
+        different neighbours from run to run and poor ones under a metadata filter. The scan is
+        bound by memory bandwidth (at 100× it reads 480 MB of vectors), so the queries of one
+        search go through it together: two cost about what one does.
         """
-        ids, _, matrix = self._matrix
-        if not ids:
-            return []
-        owners, windows = self._windows
+        if not self.chunks:
+            return [[] for _ in queries]
+        rows = self.snapshot
+        ids = rows.ids
         # one BLAS thread: OpenBLAS workers spin after a product and starved the embedder's
         # OpenMP threads on two cores (query encoding went from 8 to 32 ms)
         with _blas().limit(limits=1, user_api="blas"):
-            scores = matrix @ vector
-            if len(owners):
-                np.maximum.at(scores, owners, windows @ vector)
+            scores = np.asarray(rows.vectors @ queries.T)
+            if len(rows.window_rows):
+                np.maximum.at(scores, rows.window_rows, np.asarray(rows.windows @ queries.T))
         keep = None if allowed is None else (lambda row: allowed(self.chunks[ids[row]]))
-        return [(ids[r], float(scores[r])) for r in best_rows(scores, n, keep)]
+        return [[(ids[r], float(column[r])) for r in best_rows(column, n, keep)]
+                for column in np.ascontiguousarray(scores.T)]
 
     @shared_cached_property
     def _plain_text(self) -> str:
@@ -216,7 +234,7 @@ class CorpusIndex:
 
     def refresh(self) -> None:
         """Forget cached views after the loaded version changed; the lexical index rebuilds on next use."""
-        for name in ("chunks", "sources", "_bm25", "monolingual_vocabulary", "by_turn", "_matrix", "_windows",
+        for name in ("snapshot", "chunks", "sources", "_bm25", "monolingual_vocabulary", "by_turn", "_row",
                      "_plain_text"):
             self.__dict__.pop(name, None)
 

@@ -151,7 +151,7 @@ def ingest(
                  on_progress=on_progress)
         if rebuild and index.embedding_cache is not None:
             index.embedding_cache.forget_unused_since(started)
-    index.forget_lexical(index.store.collect_garbage())  # what a killed ingest left too
+    index.forget_derived(index.store.collect_garbage())  # what a killed ingest left too
     return report
 
 
@@ -226,7 +226,7 @@ def reembed_outdated(index: CorpusIndex, embedder: Embedder, show_progress: bool
     check_embedder(index.version, embedder.name)
     renewed = [replace(c, id=current_id(c)) for c in old]
     _publish(index, embedder, renewed, {c.id for c in old}, show_progress, base=index.version, on_progress=on_progress)
-    index.forget_lexical(index.store.collect_garbage())
+    index.forget_derived(index.store.collect_garbage())
     return IngestReport(files=sorted({c.source for c in old}), added=len(renewed), removed=len(old))
 
 
@@ -235,15 +235,21 @@ def _publish(index: CorpusIndex, embedder: Embedder, new: list[Chunk], stale: se
     """Write a new version: `base` without the `stale` chunks, plus the `new` ones embedded; then switch to it.
 
     The new chunks go in batches of about `BATCH_PASSAGES` passages (a chunk and its windows),
-    each embedded, committed to the embedding cache, then written to the draft, so memory holds
-    one batch of vectors and a killed ingest has cached all but its last batch.
+    each embedded, committed to the embedding cache, then written to the draft and its snapshot,
+    so memory holds one batch of vectors and a killed ingest has cached all but its last batch.
+    The draft's BM25 indexes and snapshot are saved before it is published: readers only load them.
     """
-    draft = index.store.draft(embedder.name)
-    if base is not None:
-        draft.copy_from(base, skip=stale)
+    kept = {} if base is None else {i: c for i, c in index.chunks.items() if i not in stale}
     windows = [sentence_windows(c) for c in new]
     total, done = len(new) + sum(map(len, windows)), 0
-    with tqdm(total=total, desc="Embedding", unit="passage", disable=not show_progress) as bar:
+    draft = index.store.draft(embedder.name)
+    snapshot_windows = total - len(new) + (0 if base is None else index.snapshot.kept_windows(stale))
+    with (index.snapshot_writer(draft.name, [*kept, *(c.id for c in new)], snapshot_windows, embedder.dim) as snapshot,
+          tqdm(total=total, desc="Embedding", unit="passage", disable=not show_progress) as bar):
+        if base is not None:
+            draft.copy_from(base, skip=stale)
+            snapshot.copy_from(index.snapshot, skip=stale)
+
         def step(count: int) -> None:
             nonlocal done
             done += count
@@ -255,11 +261,13 @@ def _publish(index: CorpusIndex, embedder: Embedder, new: list[Chunk], stale: se
             chunks = [new[i] for i in batch]
             owned = [(c.id, w) for c, i in zip(chunks, batch) for w in windows[i]]
             vectors = _embed(index, embedder, [w for _, w in owned] + [searchable_text(c) for c in chunks], step)
-            draft.add_windows([owner for owner, _ in owned], vectors[: len(owned)], [w for _, w in owned])
-            draft.add([c.id for c in chunks], vectors[len(owned) :], [c.text for c in chunks],
-                      [chunk_metadata(c) for c in chunks])
-    kept = {} if base is None else {i: c for i, c in index.chunks.items() if i not in stale}
-    index.lexical_for(draft.name, kept | {c.id: c for c in new})  # readers load it, none builds it
+            owners, metadatas = [owner for owner, _ in owned], [chunk_metadata(c) for c in chunks]
+            draft.add_windows(owners, vectors[: len(owned)], [w for _, w in owned])
+            snapshot.add_windows(owners, vectors[: len(owned)])
+            draft.add([c.id for c in chunks], vectors[len(owned) :], [c.text for c in chunks], metadatas)
+            snapshot.add([c.id for c in chunks], vectors[len(owned) :], metadatas)
+        index.lexical_for(draft.name, kept | {c.id: c for c in new})
+        snapshot.commit()
     index.store.publish(draft)
     index.sync()
 

@@ -261,8 +261,12 @@ def chunk_metadata(chunk: Chunk) -> dict:
     return {k: ("" if v is None else v) for k, v in asdict(chunk).items() if k != "id"}
 
 
+_STORED_FIELDS = tuple(f for f in Chunk.__dataclass_fields__ if f != "id")  # in Chunk's order, after the id
+_OPTIONAL_FIELDS = frozenset({"speaker", "subject", "section", "parallel_text", "parallel_language"})
+
+
 def chunk_from_metadata(chunk_id: str, meta: dict) -> Chunk:
-    """Inverse of `chunk_metadata`: "" back to None for the optional fields."""
-    optional = {"speaker", "subject", "section", "parallel_text", "parallel_language"}
-    fields = {k: meta.get(k) for k in Chunk.__dataclass_fields__ if k != "id"}
-    return Chunk(id=chunk_id, **{k: (None if k in optional and v == "" else v) for k, v in fields.items()})
+    """Inverse of `chunk_metadata`: "" back to None for the optional fields. Positional, in one
+    pass: start-up builds every chunk with it (83k at 100×)."""
+    return Chunk(chunk_id, *[None if v == "" and k in _OPTIONAL_FIELDS else v
+                             for k in _STORED_FIELDS for v in (meta.get(k),)])

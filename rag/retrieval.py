@@ -190,12 +190,16 @@ class HybridRetriever:
             return SearchResult(plan, [], 0.0)
         allowed = self._allowed(plan)
 
-        query_vector = self.embedder.encode_query(plan.search_text)
-        dense = self.index.nearest(query_vector, self.candidates, allowed)
-        pseudo: list[tuple[str, float]] = []
-        if plan.chinese_terms:
-            pseudo_vector = self.embedder.encode_query(" ".join(plan.chinese_terms[:12]))
-            pseudo = self.index.nearest(pseudo_vector, self.candidates, allowed)
+        plan.translations = list(translations)
+        # as for the question: a person's own turns never contain their name
+        translated = [without_spans(text, [(a, b) for _, a, b in self.speakers.mentions(text)]) if plan.speaker
+                      else text for text in plan.translations]
+        pseudo_query = [" ".join(plan.chinese_terms[:12])] if plan.chinese_terms else []
+        # every dense query of this search in one scan of the vectors
+        dense, *rest = self.index.nearest(
+            np.stack([self.embedder.encode_query(text) for text in [plan.search_text, *pseudo_query, *translated]]),
+            self.candidates, allowed)
+        pseudo = rest.pop(0) if pseudo_query else []
 
         lexical_hits = self._lexical_hits(self.index.lexical, plan.terms, allowed)
         gloss_hits: list[tuple[str, float]] = []
@@ -207,11 +211,8 @@ class HybridRetriever:
         dense_weight = t.dense_weight_en if plan.language == "en" else t.dense_weight_zh
         fused: dict[str, float] = {}
         lists = [(dense_weight, dense), (1.0, lexical_hits), (t.pseudo_query_weight, pseudo), (t.gloss_weight, gloss_hits)]
-        plan.translations = list(translations)
-        for text in plan.translations:
-            if plan.speaker:  # as for the question: a person's own turns never contain their name
-                text = without_spans(text, [(a, b) for _, a, b in self.speakers.mentions(text)])
-            lists.append((t.translation_weight, self.index.nearest(self.embedder.encode_query(text), self.candidates, allowed)))
+        for text, hits in zip(translated, rest):
+            lists.append((t.translation_weight, hits))
             lists.append((t.translation_weight, self._lexical_hits(self.index.lexical, dict.fromkeys(tokenize(text), 1.0), allowed)))
         for weight, hits in lists:
             for rank, (chunk_id, _) in enumerate(hits):

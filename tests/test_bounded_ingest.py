@@ -1,9 +1,11 @@
 """Ingest in bounded batches and query paths that scale, with real Chroma in a temporary folder:
 an interrupted ingest keeps the published index and its embedded batches, reads come in pages,
-the BM25 index is loaded as saved, top-k is a partial selection equal to the full sort."""
+the BM25 index and the version's snapshot are loaded as saved (the store read instead when the
+snapshot is missing or damaged), top-k is a partial selection equal to the full sort."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +18,26 @@ from rag.index import best_rows, searchable_text
 from tests.conftest import indexed_pipeline
 from tests.test_faults import write_talks
 from vectorstore import chroma
+from vectorstore.snapshot import VersionSnapshot
 
 QUESTION = "What did Alice say about sycophancy?"
 
 
 class Interrupted(Exception):
     pass
+
+
+def assert_snapshot_is_the_store(index) -> None:
+    """The loaded version's snapshot holds exactly the rows the store holds (windows in any order)."""
+    snapshot, stored = index.snapshot, VersionSnapshot.read(index.version)
+    assert snapshot.ids == stored.ids and snapshot.metadatas == stored.metadatas
+    np.testing.assert_allclose(snapshot.vectors, stored.vectors, atol=1e-6)
+
+    def windows(rows: VersionSnapshot) -> np.ndarray:
+        table = np.column_stack([rows.window_rows, rows.windows])
+        return table[np.lexsort(table.T[::-1])]
+
+    np.testing.assert_allclose(windows(snapshot), windows(stored), atol=1e-6)
 
 
 class CountingEmbedder:
@@ -83,6 +99,7 @@ def test_an_interrupted_ingest_keeps_the_published_index_and_the_next_one_embeds
     np.testing.assert_allclose(np.stack(list(fresh.index.vectors(ids).values())),
                                np.stack(list(pipe.index.vectors(ids).values())), atol=1e-6)
     assert len(pipe.index.version.window_vectors()[0]) == len(fresh.index.version.window_vectors()[0])
+    assert_snapshot_is_the_store(pipe.index)  # base rows copied, new ones in batches
 
 
 def test_a_file_whose_text_moved_is_re_indexed_without_embedding_anything(talks):
@@ -95,6 +112,7 @@ def test_a_file_whose_text_moved_is_re_indexed_without_embedding_anything(talks)
     assert report.added == report.removed == 12  # new chunk ids (offsets are part of them) …
     assert counting.texts == 0  # … over the same texts
     assert all(c.char_start >= 3 for c in pipe.index.chunks.values() if c.source == "talk0.md")
+    assert_snapshot_is_the_store(pipe.index)
 
 
 def test_a_rebuild_prunes_the_cache_to_the_passages_it_holds(talks):
@@ -105,6 +123,7 @@ def test_a_rebuild_prunes_the_cache_to_the_passages_it_holds(talks):
     held = {searchable_text(c) for c in chunks} | {w for c in chunks for w in ingest_module.sentence_windows(c)}
     assert {c.source for c in chunks} == {"talk0.md"}
     assert pipe.index.embedding_cache.db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] == len(held)
+    assert_snapshot_is_the_store(pipe.index)
 
 
 def test_paged_reads_return_every_row(talks):
@@ -138,6 +157,44 @@ def test_ingest_saves_the_bm25_index_so_start_up_loads_it_and_dropped_versions_t
         pipe.ingest(show_progress=False)
     kept = {pipe.index.version.name, pipe.index.store._pointer()["previous"]}
     assert {p.name.split(".npz")[0].removesuffix(".glosses") for p in settings.data_dir.joinpath("lexical").iterdir()} == kept
+    assert {p.name for p in settings.data_dir.joinpath("snapshots").iterdir()} == kept
+
+
+def results(pipe) -> list[tuple[str, float]]:
+    return [(p.chunk.id, p.score) for q in (QUESTION, "Why does red teaming matter?", "谈到了什么？")
+            for p in pipe.search(q).passages]
+
+
+def store_reads(monkeypatch) -> list[str]:
+    """The names of the whole-version reads of the store made from now on."""
+    reads = []
+    for name in ("records", "vectors", "window_vectors"):
+        def counted(self, *args, _name=name, _read=getattr(chroma.ChromaVersion, name)):
+            reads.append(_name)
+            return _read(self, *args)
+        monkeypatch.setattr(chroma.ChromaVersion, name, counted)
+    return reads
+
+
+def test_start_up_maps_the_snapshot_ingest_saved_and_searches_exactly_as_from_the_store(talks, monkeypatch):
+    pipe, _, settings = talks
+    assert_snapshot_is_the_store(pipe.index)
+    reads = store_reads(monkeypatch)
+    reader = build_pipeline(settings)  # a new process's start-up, right after the ingest
+    mapped = results(reader)
+    assert reads == [] and isinstance(reader.index.snapshot.vectors, np.memmap)
+
+    folder = settings.data_dir / "snapshots" / reader.index.version.name
+    for damage in ("missing", "cut short"):
+        if damage == "missing":
+            shutil.rmtree(folder)
+        else:
+            (folder / "windows.f32").write_bytes((folder / "windows.f32").read_bytes()[:-100])
+        from_store = build_pipeline(settings)
+        assert results(from_store) == mapped and not isinstance(from_store.index.snapshot.vectors, np.memmap)
+        assert sorted(reads) == ["records", "vectors", "window_vectors"]  # read the store instead …
+        reads.clear()
+        assert results(build_pipeline(settings)) == mapped and reads == []  # … and saved a new snapshot
 
 
 @pytest.mark.parametrize("n", [1, 5, 40, 999])

@@ -11,6 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag.factory import build_pipeline
@@ -53,9 +54,20 @@ def test_ingest_and_search_through_a_chroma_server(chroma_server, tmp_path):
     assert window_owners(pipe.index) == set(pipe.index.chunks)
 
     # another client (another machine, in a deployment) sees the same index and reuses it
-    other = build_pipeline(settings.model_copy(update={"data_dir": tmp_path / "other"}))
+    other_settings = settings.model_copy(update={"data_dir": tmp_path / "other"})
+    other = build_pipeline(other_settings)
     assert other.ingest(show_progress=False).added == 0
     question = "Amanda怎么介绍宪法式AI？"
     result = other.search(question, k=3)
     assert any("宪法式AI" in p.chunk.text for p in result.passages)
     assert other.ask(question).citations
+
+    # each client keeps a snapshot of the server's version: the ingesting one wrote it, the other
+    # read the server once and saved it; both start from it, with the same results
+    version = pipe.index.version.name
+    assert [p.name for p in (tmp_path / "data" / "snapshots").iterdir()] == [version]
+    assert [p.name for p in (tmp_path / "other" / "snapshots").iterdir()] == [version]
+    restarted = build_pipeline(other_settings)
+    assert isinstance(restarted.index.snapshot.vectors, np.memmap)
+    assert [(p.chunk.id, p.score) for p in restarted.search(question, k=3).passages] == \
+        [(p.chunk.id, p.score) for p in result.passages]

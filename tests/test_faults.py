@@ -26,6 +26,7 @@ from tests.conftest import free_port
 from tests.llm_servers import SilentServer
 from vectorstore import chroma
 from vectorstore.chroma import ChromaStore
+from vectorstore.snapshot import VersionSnapshot
 from vectorstore.store import StoreError
 
 TOPICS = ["sycophancy", "interpretability", "scaling laws", "constitutional AI", "model welfare", "red teaming",
@@ -100,12 +101,21 @@ def test_sigkill_at_any_moment_of_a_rebuild_keeps_the_same_answers_and_the_next_
         rebuild.wait(timeout=30)
         drafts_left += len(version_collections(data_dir)) > 1
         assert answers(env) == before
+        assert all(snapshots(data_dir).values()), "a half-written snapshot was published"
     assert drafts_left, "no kill landed while a draft was being written"
 
     out = rag(["ingest", "--rebuild", "--quiet"], env)
     assert out.returncode == 0, out.stderr
     assert answers(env) == before
     assert len(version_collections(data_dir)) == 2  # the new version and the one before it, no drafts
+    assert set(snapshots(data_dir)) == version_collections(data_dir)  # and no snapshot but theirs
+    assert not [p for p in (data_dir / "snapshots").iterdir() if p.name.startswith(".")]  # nor a killed one's
+
+
+def snapshots(data_dir: Path) -> dict[str, bool]:
+    """Each published snapshot's version, and whether it loads whole."""
+    return {folder.name: VersionSnapshot.load(folder) is not None
+            for folder in (data_dir / "snapshots").iterdir() if not folder.name.startswith(".")}
 
 
 def test_a_second_ingest_is_refused_while_one_runs_and_the_lock_does_not_outlive_a_killed_holder(indexed):
