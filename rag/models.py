@@ -97,6 +97,10 @@ class Chunk:
     context: str = ""  # the question this turn answers, embedded with it but never shown as its text
     # what identifies the file in the index (`ingest.source_key`); `source` is only its name, for display
     source_path: str = ""
+    # index-time enrichment of a Chinese chunk by an LLM (`rag.enrichment`): a one-line English
+    # gist shown to English readers, and English questions it answers; both searched
+    gist: str = ""
+    questions: tuple[str, ...] = ()
 
     @property
     def attribution(self) -> str:
@@ -139,6 +143,7 @@ class Passage:
             "section": c.section,
             "language": c.language,
             "chunk_id": c.id,
+            "gist": c.gist or None,
         }
 
 
@@ -257,12 +262,15 @@ class Answer:
 
 
 def chunk_metadata(chunk: Chunk) -> dict:
-    """Flat metadata for a vector store (no None values: Chroma rejects them)."""
-    return {k: ("" if v is None else v) for k, v in asdict(chunk).items() if k != "id"}
+    """Flat metadata for a vector store (no None values, no lists: Chroma rejects them)."""
+    flat = {k: ("" if v is None else v) for k, v in asdict(chunk).items() if k != "id"}
+    return {**flat, "questions": "\n".join(chunk.questions)}
 
 
 def chunk_from_metadata(chunk_id: str, meta: dict) -> Chunk:
-    """Inverse of `chunk_metadata`: "" back to None for the optional fields."""
+    """Inverse of `chunk_metadata`: "" back to None for the optional fields; fields that older
+    code did not store take their defaults."""
     optional = {"speaker", "subject", "section", "parallel_text", "parallel_language"}
-    fields = {k: meta.get(k) for k in Chunk.__dataclass_fields__ if k != "id"}
+    fields = {k: meta[k] for k in Chunk.__dataclass_fields__ if k != "id" and k in meta}
+    fields["questions"] = tuple(q for q in fields.get("questions", "").split("\n") if q)
     return Chunk(id=chunk_id, **{k: (None if k in optional and v == "" else v) for k, v in fields.items()})

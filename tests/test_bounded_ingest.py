@@ -137,7 +137,7 @@ def test_ingest_saves_the_bm25_index_so_start_up_loads_it_and_dropped_versions_t
         (corpus / f"extra{turn}.md").write_text(f"Carol: Extra point {turn} about zebrafish.\n", encoding="utf-8")
         pipe.ingest(show_progress=False)
     kept = {pipe.index.version.name, pipe.index.store._pointer()["previous"]}
-    assert {p.name.split(".npz")[0].removesuffix(".glosses") for p in settings.data_dir.joinpath("lexical").iterdir()} == kept
+    assert {p.name.split(".npz")[0].removesuffix(".glosses").removesuffix(".enrichment") for p in settings.data_dir.joinpath("lexical").iterdir()} == kept
 
 
 @pytest.mark.parametrize("n", [1, 5, 40, 999])
