@@ -10,6 +10,9 @@ The parts and why they are here:
   contain their name, so it would only pull in headings and summaries. "Who said…" questions
   are not boosted. An explicit speaker filter wins over both.
 - MMR keeps the overlapping translations and summaries from filling the top-k with one idea.
+- Chunks enriched at ingest (`rag.enrichment`) also score by their English questions and gist:
+  densely as windows of the chunk, lexically through a BM25 index of their own that English
+  questions search. Without enrichment that list is empty and the ranking is what it was.
 """
 
 from __future__ import annotations
