@@ -86,7 +86,8 @@ def with_options(options):
 
 llm_options = (
     click.option("--llm", type=click.Choice(["extractive", "openai", "anthropic", "llamacpp"]), default=None,
-                 help="Who writes the answer (default: RAG_LLM, else extractive quotes)."),
+                 help="The LLM that writes answers (ask, chat) and enrichments (ingest --enrich); default RAG_LLM, "
+                      "else none: answers quote."),
     click.option("--model", default=None, help="LLM model name (llamacpp: a GGUF path); default RAG_LLM_MODEL."),
     click.option("--base-url", default=None, help="OpenAI-compatible server URL; default RAG_LLM_BASE_URL."),
 )
