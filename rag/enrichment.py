@@ -48,6 +48,7 @@ GIVE_UP_AFTER = 3  # failures in a row: the server is down or too slow for this 
 _MAX_TOKENS = 200  # four short lines; a model that rambles is cut off
 _MAX_LINE_CHARS = 300
 _LINE = re.compile(r"^[\W\d]*(gist|q(?:uestion)?\s*\d*)\s*[:：.)]\s*(.+)$", re.I)
+_NAME_LABEL = re.compile(r"^[^:：]{1,40}[:：]\s*")  # "Amanda Askell: " before an unlabelled line
 
 
 def needs_english(chunk: Chunk) -> bool:
@@ -63,19 +64,23 @@ def content_key(chunk: Chunk) -> str:
 
 def parse_enrichment(reply: str) -> dict | None:
     """{"gist": str, "questions": [str]} from the model's labelled lines (English only), or None
-    when it wrote neither a gist nor a question."""
-    gist, questions = "", []
+    when it wrote neither a gist nor a question. A small model sometimes labels the gist with
+    the speaker's name instead ("Amanda Askell: …"): with questions written, the first other English
+    line is the gist then (without them it is likely a refusal or chatter)."""
+    gist, unlabelled, questions = "", "", []
     for line in reply.splitlines():
         match = _LINE.match(line.strip())
-        if not match:
-            continue
-        text = " ".join(match.group(2).split()).strip("\"*' ")
+        label, text = (match.group(1).lower(), match.group(2)) if match else ("", _NAME_LABEL.sub("", line.strip()))
+        text = " ".join(text.split()).strip("\"*' ")
         if not text or len(text) > _MAX_LINE_CHARS or detect_language(text) != "en":
             continue
-        if match.group(1).lower() == "gist":
+        if label == "gist":
             gist = gist or text
-        elif text not in questions:
-            questions.append(text)
+        elif label:
+            questions += [text] if text not in questions else []
+        else:
+            unlabelled = unlabelled or text
+    gist = gist or (unlabelled if questions else "")
     return {"gist": gist, "questions": questions[:MAX_QUESTIONS]} if gist or questions else None
 
 
