@@ -73,7 +73,7 @@ def test_an_interrupted_ingest_keeps_the_published_index_and_the_next_one_embeds
     resumed = CountingEmbedder(killed.inner)
     pipe.embedder = resumed
     report = pipe.ingest(show_progress=False)
-    added_passages = report.added + sum(len(ingest_module.sentence_windows(c)) for c in pipe.index.chunks.values()
+    added_passages = report.added + sum(len(ingest_module.window_texts(c)) for c in pipe.index.chunks.values()
                                         if "more" in c.source_path)
     assert resumed.texts == added_passages - killed.texts  # the finished batches came from the cache
 
@@ -102,7 +102,7 @@ def test_a_rebuild_prunes_the_cache_to_the_passages_it_holds(talks):
     (corpus / "talk1.md").unlink()
     pipe.ingest(rebuild=True, show_progress=False)
     chunks = pipe.index.chunks.values()
-    held = {searchable_text(c) for c in chunks} | {w for c in chunks for w in ingest_module.sentence_windows(c)}
+    held = {searchable_text(c) for c in chunks} | {w for c in chunks for w in ingest_module.window_texts(c)}
     assert {c.source for c in chunks} == {"talk0.md"}
     assert pipe.index.embedding_cache.db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] == len(held)
 
