@@ -123,7 +123,12 @@ class EnrichmentReport:
             parts.append(f"{self.failed} failed (indexed without, tried again next time)")
         parts.append(f"{self.without} Chinese chunk(s) without")
         text = "enrichment: " + ", ".join(parts)
-        return text + (f"; {self.stopped}" if self.stopped else "")
+        if self.stopped:
+            text += f"; {self.stopped}"
+        elif self.without and (self.reused or self.written):
+            text += ("; a partly enriched index favours its enriched chunks over the others (README, \"Quality\"): "
+                     "run `rag ingest --enrich` to finish")
+        return text
 
 
 def enrich(chunks: list[Chunk], store: EnrichmentStore, writer: EnrichmentWriter | None,
