@@ -11,9 +11,16 @@ RAG_DATA_DIR, whose enrichments.sqlite this bench fills.
    done are an unbiased sample.
 2. Measurement, offline (enrichment is used at query time without any LLM): `rag ingest`
    attaches what is stored, then every question of batch 6 (dev and test halves, near misses
-   included) and of the own set is asked of both indexes; answers are quotes. Reported: hit@5
-   paired, on the questions whose gold passage lies in an enriched chunk and on all of them,
-   and refusals. The test half is counted, never printed.
+   included) and of the own set is asked of both indexes; answers are quotes. The test half is
+   counted, never printed. Two views, paired (plain → enriched):
+   - the sample corpus: every chunk up to the last enriched one in content-key order (a uniform
+     sample of the whole corpus, bilingual file included, in which every Chinese chunk was
+     enriched, as after a complete `--enrich`); retrieval sees only these chunks, and the
+     questions are those whose gold lies in them. Fair to enrichment, in a smaller haystack.
+   - the whole corpus with only the sample enriched: hit@5 on all questions and on those whose
+     gold is in an enriched chunk, and refusals. Enriched chunks compete there with chunks that
+     are not, which favours them (their English windows and their own BM25 list), so this view
+     shows what a partial enrichment does to the rest, not what a complete one would buy.
 
     python bench/bench_enrich.py --baseline-dir DIR [--base-url URL --minutes 60] [--label NAME]
 
@@ -26,6 +33,7 @@ import argparse
 import json
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +53,34 @@ def sample_order(chunks) -> list:
     """Every chunk that enrichment is for, in a fixed order that no question influenced: any prefix
     of it is an unbiased sample."""
     return sorted((c for c in chunks if needs_english(c)), key=content_key)
+
+
+def sample_corpus(chunks) -> set[str]:
+    """Content keys of every chunk up to the last enriched one in content-key order (the order
+    generation follows): a uniform sample of all chunks in which every Chinese one was enriched
+    (or failed)."""
+    chunks = list(chunks)
+    cutoff = max(content_key(c) for c in chunks if c.gist or c.questions)
+    return {content_key(c) for c in chunks if content_key(c) <= cutoff}
+
+
+@contextmanager
+def only(pipes, keys: set[str]):
+    """Retrieval (dense, lexical, every list) sees only the chunks with these content keys."""
+    for pipe in pipes:
+        inside = {c.id for c in pipe.index.chunks.values() if content_key(c) in keys}
+        narrow = pipe.retriever._allowed  # the class's own filter (speaker, document)
+
+        def allowed(plan, inside=inside, narrow=narrow):
+            also = narrow(plan)
+            return lambda c: c.id in inside and (also is None or also(c))
+
+        pipe.retriever._allowed = allowed
+    try:
+        yield
+    finally:
+        for pipe in pipes:
+            del pipe.retriever._allowed
 
 
 def generate(pipe, base_url: str, minutes: float, timeout: float) -> dict:
@@ -71,17 +107,31 @@ def generate(pipe, base_url: str, minutes: float, timeout: float) -> dict:
             "load_average_after": load_average()}
 
 
+def paired(rows: list[dict], plain: str, enriched: str) -> dict:
+    """hit@5 counts before and after, and what moved; hit@1 and MRR@5 too (the sample corpus is
+    small enough for hit@5 to saturate)."""
+    def mrr(mode: str) -> float:
+        return round(sum(1 / r[mode]["gold_rank"] for r in rows if r[mode]["gold_rank"]) / max(1, len(rows)), 3)
+
+    return {"n": len(rows), "plain": sum(r[plain]["hit5"] for r in rows), "enriched": sum(r[enriched]["hit5"] for r in rows),
+            "hit1_plain": sum(r[plain]["gold_rank"] == 1 for r in rows),
+            "hit1_enriched": sum(r[enriched]["gold_rank"] == 1 for r in rows),
+            "mrr5_plain": mrr(plain), "mrr5_enriched": mrr(enriched),
+            "gained": sum(r[enriched]["hit5"] and not r[plain]["hit5"] for r in rows),
+            "lost": sum(r[plain]["hit5"] and not r[enriched]["hit5"] for r in rows),
+            "english": sum(r["language"] == "en" for r in rows),
+            "english_plain": sum(r[plain]["hit5"] for r in rows if r["language"] == "en"),
+            "english_enriched": sum(r[enriched]["hit5"] for r in rows if r["language"] == "en")}
+
+
 def summarise(rows: list[dict]) -> dict:
     out = {}
     for name in sorted({r["set"] for r in rows}):
         mine = [r for r in rows if r["set"] == name]
         answerable = [r for r in mine if r["answerable"]]
-        entry = {}
-        for part, chosen in (("gold_enriched", [r for r in answerable if r["gold_enriched"]]), ("all", answerable)):
-            entry[part] = {"n": len(chosen), **{mode: sum(r[mode]["hit5"] for r in chosen) for mode in ("plain", "enriched")},
-                           "gained": sum(r["enriched"]["hit5"] and not r["plain"]["hit5"] for r in chosen),
-                           "lost": sum(r["plain"]["hit5"] and not r["enriched"]["hit5"] for r in chosen),
-                           "english": sum(r["language"] == "en" for r in chosen)}
+        entry = {"sample_corpus": paired([r for r in answerable if r["gold_in_sample"]], "plain_sample", "enriched_sample"),
+                 "gold_enriched": paired([r for r in answerable if r["gold_enriched"]], "plain", "enriched"),
+                 "all": paired(answerable, "plain", "enriched")}
         near = [r for r in mine if not r["answerable"]]
         entry["refused"] = {mode: {"answerable": sum(r[mode]["refused"] for r in answerable),
                                    "near_misses": sum(r[mode]["refused"] for r in near)} for mode in ("plain", "enriched")}
@@ -108,6 +158,8 @@ def main() -> None:
     pipe.ensure_ingested()
     assert not any(c.gist or c.questions for c in baseline.index.chunks.values()), "the baseline must not be enriched"
     results = {"prompt": load_prompt("enrich").system, "load_average_before": load_average()}
+    if out.exists() and not args.base_url:  # measuring again: keep what the generating run recorded
+        results.update({k: v for k, v in json.loads(out.read_text()).items() if k == "generation"})
     if args.base_url:
         results["generation"] = generate(pipe, args.base_url, args.minutes, args.timeout)
         save_results(out, results)  # a measurement that fails later keeps the generation's figures
@@ -115,18 +167,31 @@ def main() -> None:
     started = time.perf_counter()
     report = pipe.ingest(show_progress=False)  # attaches what is stored; no LLM
     enriched = [c for c in pipe.index.chunks.values() if c.gist or c.questions]
-    results["index"] = {"chinese_chunks": len(sample_order(pipe.index.chunks.values())), "enriched": len(enriched),
+    sample = sample_corpus(pipe.index.chunks.values())
+    in_sample = [c for c in pipe.index.chunks.values() if content_key(c) in sample]
+    results["index"] = {"chunks": len(pipe.index.chunks), "chinese_chunks": len(sample_order(pipe.index.chunks.values())),
+                        "enriched": len(enriched), "sample_corpus_chunks": len(in_sample),
+                        "sample_corpus_chinese": len(sample_order(in_sample)),
                         "ingest_s": round(time.perf_counter() - started, 1), "ingest": report.summary()}
     rows = question_sets(["blind-dev", "blind-test", "own"], every=1, near_misses=True)
     for row in rows:
         gold = row.pop("gold")
         row["gold_enriched"] = bool(gold) and any(gold(c) for c in enriched)
+        row["gold_in_sample"] = bool(gold) and any(gold(c) for c in in_sample)
         row["plain"], row["enriched"] = run(baseline, {**row, "gold": gold}), run(pipe, {**row, "gold": gold})
-        if row["set"] != "blind-test" and row["plain"]["hit5"] != row["enriched"]["hit5"]:  # the test half is counted, never read
-            print(f"{row['id']} hit {row['plain']['hit5']} -> {row['enriched']['hit5']}: {row['question']}")
+        if row["gold_in_sample"]:
+            with only([baseline, pipe], sample):
+                row["plain_sample"], row["enriched_sample"] = run(baseline, {**row, "gold": gold}), run(pipe, {**row, "gold": gold})
+        if row["set"] != "blind-test":  # the test half is counted, never read
+            moved = [f"{mode or 'whole'} rank {row[f'plain{mode}']['gold_rank']} -> {row[f'enriched{mode}']['gold_rank']}"
+                     for mode in ("", "_sample") if f"plain{mode}" in row
+                     and row[f"plain{mode}"]["gold_rank"] != row[f"enriched{mode}"]["gold_rank"]]
+            if moved:
+                print(f"{row['id']} hit {', '.join(moved)}: {row['question']}")
     for row in rows:
-        for mode in ("plain", "enriched"):
-            row[mode] = {k: row[mode][k] for k in ("hit5", "refused")}
+        for mode in ("plain", "enriched", "plain_sample", "enriched_sample"):
+            if mode in row:
+                row[mode] = {k: row[mode][k] for k in ("hit5", "gold_rank", "refused")}
     results["summary"] = summarise(rows)
     results["rows"] = rows
     results["enrichments"] = [{"source": c.source, "char_start": c.char_start, "gist": c.gist,

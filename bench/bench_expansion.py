@@ -64,7 +64,8 @@ def question_sets(names: list[str], every: int, near_misses: bool) -> list[dict]
 
 
 def run(pipe, row: dict) -> dict:
-    """One ask through `pipe`, answered by quotes: what was searched, hit@5, refused, timings."""
+    """One ask through `pipe`, answered by quotes: what was searched, hit@5 (and the gold's rank
+    in the top 5), refused, timings."""
     retrieved = answer = None
     for event in pipe.ask_stream(row["question"], row["history"], k=5):
         if isinstance(event, Retrieved):
@@ -72,7 +73,8 @@ def run(pipe, row: dict) -> dict:
         elif isinstance(event, Completed):
             answer = event.answer
     gold = row["gold"]
-    return {"hit5": any(gold(p.chunk) for p in retrieved.result.passages[:5]) if gold else None,
+    rank = next((p.rank for p in retrieved.result.passages[:5] if gold(p.chunk)), None) if gold else None
+    return {"hit5": rank is not None if gold else None, "gold_rank": rank,
             "refused": answer.abstained, "expanded_queries": retrieved.query.translations,
             "check": answer.check, "timings_ms": {k: round(v) for k, v in answer.timings_ms.items()}}
 
