@@ -127,6 +127,12 @@ def sentence_windows(chunk: Chunk, max_tokens: int = WINDOW_TOKENS) -> list[str]
     return windows
 
 
+def window_texts(chunk: Chunk) -> list[str]:
+    """What is embedded on its own and scores for the chunk (`CorpusIndex.nearest`): its sentence
+    windows, then its enrichment's English questions and gist (`rag.enrichment` says why)."""
+    return sentence_windows(chunk) + list(chunk.questions) + ([chunk.gist] if chunk.gist else [])
+
+
 def current_id(chunk: Chunk) -> str:
     """The id this code gives the chunk: differs from `chunk.id` when older code stored it."""
     return _chunk_id({k: v for k, v in asdict(chunk).items() if k != "id"})

@@ -39,8 +39,7 @@ from .chunking import current_id
 from .llm import ChatBackend, within
 from .models import Chunk
 from .prompts import load_prompt
-from .speakers import default_speakers
-from .text import detect_language, without_spans
+from .text import detect_language
 
 log = logging.getLogger(__name__)
 
@@ -83,19 +82,6 @@ def parse_enrichment(reply: str) -> dict | None:
             unlabelled = unlabelled or text
     gist = gist or (unlabelled if questions else "")
     return {"gist": gist, "questions": questions[:MAX_QUESTIONS]} if gist or questions else None
-
-
-def search_texts(chunk: Chunk) -> list[str]:
-    """The enrichment as searched (each question, then the gist), without people's names.
-
-    A turn's own words never name its speaker, and the retriever already favours the person a
-    question names; with names in every window, a question naming Lex Fridman matched the
-    enriched chunks that mention him ("Lex Fridman interviews Dario Amodei about …") above the
-    passage that answers it (bench_enrich.py, README "Quality"). The gist keeps them for display.
-    """
-    speakers = default_speakers()
-    texts = [*chunk.questions, chunk.gist] if chunk.gist else list(chunk.questions)
-    return [without_spans(t, [(a, b) for _, a, b in speakers.mentions(t)]) for t in texts]
 
 
 def with_enrichment(chunk: Chunk, record: dict) -> Chunk:

@@ -22,7 +22,6 @@ from vectorstore.lexical import BM25Index
 from vectorstore.store import Version, VersionedStore
 
 from .caching import shared_cached_property
-from .enrichment import search_texts
 from .lexicon import dictionary_bridge, english_glosses, tokenize
 from .models import Chunk, chunk_from_metadata
 
@@ -81,7 +80,7 @@ def build_lexical(chunks: dict[str, Chunk]) -> LexicalIndexes:
     gloss_docs = [[] if chunks[i].parallel_text else [w for t in d for w in glosses.get(t, ())]
                   for i, d in zip(ids, docs)]
     lexical = BM25Index.build(ids, docs, {"bridge": dictionary_bridge(vocabulary), "monolingual": monolingual})
-    enrichment_docs = [tokenize(" ".join(search_texts(chunks[i]))) for i in ids]
+    enrichment_docs = [tokenize(" ".join([chunks[i].gist, *chunks[i].questions])) for i in ids]
     return lexical, BM25Index.build(ids, gloss_docs), BM25Index.build(ids, enrichment_docs)
 
 

@@ -34,9 +34,9 @@ from tqdm import tqdm
 
 from vectorstore.store import Version, check_embedder
 
-from .chunking import chunk_turns, current_id, sentence_windows
+from .chunking import chunk_turns, current_id, window_texts
 from .embeddings import Embedder
-from .enrichment import EnrichmentReport, EnrichmentWriter, enrich, search_texts
+from .enrichment import EnrichmentReport, EnrichmentWriter, enrich
 from .errors import UserError
 from .index import CorpusIndex, searchable_text
 from .models import Chunk, chunk_metadata
@@ -276,12 +276,6 @@ def _publish(index: CorpusIndex, embedder: Embedder, new: list[Chunk], stale: se
     index.lexical_for(draft.name, kept | {c.id: c for c in new})  # readers load it, none builds it
     index.store.publish(draft)
     index.sync()
-
-
-def window_texts(chunk: Chunk) -> list[str]:
-    """What is embedded on its own and scores for the chunk (`CorpusIndex.nearest`): its sentence
-    windows, then its enrichment as searched (`rag.enrichment` says why)."""
-    return sentence_windows(chunk) + search_texts(chunk)
 
 
 def _batches(windows: list[list[str]]) -> Iterator[list[int]]:
