@@ -179,8 +179,11 @@ def test_an_interrupted_enrich_keeps_what_it_wrote_and_the_published_index(talks
         fake.pause = 0.15  # about 3 s a reply: time to interrupt the second
         env = env_for(settings, RAG_LLM="anthropic", RAG_LLM_MODEL="m", RAG_LLM_BASE_URL=fake.base_url,
                       RAG_LLM_API_KEY=fake.api_key)
+        # Ctrl-C's signal, with its default handling even when pytest runs as a background job
+        # (which starts children with SIGINT ignored)
         run = subprocess.Popen([sys.executable, "-m", "rag", "ingest", "--enrich", "--quiet"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and not _stored(store):
             time.sleep(0.2)
