@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from eval.blind_probe import evidence_hit, load_probes  # noqa: E402
+from eval.blind_probe import covers_evidence, load_probes  # noqa: E402
 from eval.dataset import load_questions  # noqa: E402
 from eval.metrics import percentile  # noqa: E402
 from rag.events import Completed, Retrieved  # noqa: E402
@@ -39,9 +39,9 @@ from rag.settings import Settings  # noqa: E402
 
 
 def question_sets(names: list[str], every: int, near_misses: bool) -> list[dict]:
-    """Rows {set, id, question, history, answerable, hit(passages)}: every `every`-th answerable
-    question of each set (a CPU too slow for all of them measures a fixed sample), and all of
-    batch 6's near misses (few) when refusals are measured (they have no hit@5)."""
+    """Rows {set, id, question, history, answerable, language, gold(chunk)}: every `every`-th
+    answerable question of each set (a CPU too slow for all of them measures a fixed sample),
+    and all of batch 6's near misses (few) when refusals are measured (they have no gold, no hit@5)."""
     rows = []
     probes = [(p, True) for p in load_probes("answerable.jsonl")]
     probes += [(p, False) for p in load_probes("unanswerable.jsonl")] if near_misses else []
@@ -51,27 +51,30 @@ def question_sets(names: list[str], every: int, near_misses: bool) -> list[dict]
             chosen = [(p, a) for p, a in half_probes if a][::every] + [(p, a) for p, a in half_probes if not a]
             rows += [{"set": f"blind-{half}", "id": p["id"], "question": p["question"], "history": [],
                       "answerable": a, "language": p["language"],
-                      "hit": (lambda passages, p=p: evidence_hit(p, passages)) if a else None} for p, a in chosen]
+                      "gold": (lambda chunk, p=p: covers_evidence(p, chunk)) if a else None} for p, a in chosen]
     if "own" in names:
         for q in [q for q in load_questions() if q.answerable][::every]:
             gold = q.gold_spans
             rows.append({"set": "own", "id": q.id, "question": q.question, "history": q.history, "answerable": True,
                          "language": q.language,
-                         "hit": lambda passages, gold=gold: any(
-                             g.source == p.chunk.source and p.chunk.char_start < g.end and g.start < p.chunk.char_end
-                             for g in gold for p in passages)})
+                         "gold": lambda chunk, gold=gold: any(
+                             g.source == chunk.source and chunk.char_start < g.end and g.start < chunk.char_end
+                             for g in gold)})
     return rows
 
 
 def run(pipe, row: dict) -> dict:
-    """One ask through `pipe`, answered by quotes: what was searched, hit@5, refused, timings."""
+    """One ask through `pipe`, answered by quotes: what was searched, hit@5 (and the gold's rank
+    in the top 5), refused, timings."""
     retrieved = answer = None
     for event in pipe.ask_stream(row["question"], row["history"], k=5):
         if isinstance(event, Retrieved):
             retrieved = event
         elif isinstance(event, Completed):
             answer = event.answer
-    return {"hit5": row["hit"](retrieved.result.passages[:5]) if row["hit"] else None,
+    gold = row["gold"]
+    rank = next((p.rank for p in retrieved.result.passages[:5] if gold(p.chunk)), None) if gold else None
+    return {"hit5": rank is not None if gold else None, "gold_rank": rank,
             "refused": answer.abstained, "expanded_queries": retrieved.query.translations,
             "check": answer.check, "timings_ms": {k: round(v) for k, v in answer.timings_ms.items()}}
 
@@ -124,13 +127,13 @@ def main() -> None:
     started = time.perf_counter()
     for i, row in enumerate(rows, 1):
         row["offline"], row["llm"] = run(offline, row), run(llm, row)
-        hit = row.pop("hit")
+        gold = row.pop("gold")
         seen = "" if row["set"] == "blind-test" else f" {row['llm']['expanded_queries']} {row['llm']['check']}"
         print(f"[{i}/{len(rows)} {time.perf_counter() - started:.0f}s] {row['id']} "
               f"hit {row['offline']['hit5']}→{row['llm']['hit5']} refused {row['offline']['refused']}→"
               f"{row['llm']['refused']}{seen}", flush=True)  # the test half is counted, never read
-        row["hit"] = hit
-        done = [{k: v for k, v in r.items() if k != "hit"} for r in rows[:i]]
+        row["gold"] = gold
+        done = [{k: v for k, v in r.items() if k != "gold"} for r in rows[:i]]
         summary = {"model": llm.translator.backend.model if llm.translator else None, "base_url": args.base_url,
                    "timeout_s": args.timeout, "every": args.every, "questions": f"{i}/{len(rows)}",
                    "translate_prompt": load_prompt("translate").user, **summarise(done)}

@@ -24,13 +24,19 @@ def load_probes(name: str) -> list[dict]:
     return [json.loads(line) for line in (PROBES / name).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def evidence_hit(probe: dict, passages) -> bool:
-    """Does a passage overlap the probe's evidence quote in its source file?"""
+def covers_evidence(probe: dict, chunk) -> bool:
+    """Does the chunk overlap the probe's evidence quote in its source file?"""
+    if chunk.source != probe["source"]:
+        return False
     text = read_corpus_file(BUNDLED_CORPUS / probe["source"])
     start = text.find(probe["evidence"])
     end = start + len(probe["evidence"])
-    return any(p.chunk.source == probe["source"] and p.chunk.char_start < end and start < p.chunk.char_end
-               for p in passages)
+    return chunk.char_start < end and start < chunk.char_end
+
+
+def evidence_hit(probe: dict, passages) -> bool:
+    """Does a passage overlap the probe's evidence quote in its source file?"""
+    return any(covers_evidence(probe, p.chunk) for p in passages)
 
 
 def _group(probe: dict) -> str:

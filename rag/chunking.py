@@ -127,6 +127,12 @@ def sentence_windows(chunk: Chunk, max_tokens: int = WINDOW_TOKENS) -> list[str]
     return windows
 
 
+def window_texts(chunk: Chunk) -> list[str]:
+    """What is embedded on its own and scores for the chunk (`CorpusIndex.nearest`): its sentence
+    windows, then its enrichment's English questions and gist (`rag.enrichment` says why)."""
+    return sentence_windows(chunk) + list(chunk.questions) + ([chunk.gist] if chunk.gist else [])
+
+
 def current_id(chunk: Chunk) -> str:
     """The id this code gives the chunk: differs from `chunk.id` when older code stored it."""
     return _chunk_id({k: v for k, v in asdict(chunk).items() if k != "id"})
@@ -134,6 +140,8 @@ def current_id(chunk: Chunk) -> str:
 
 def _chunk_id(fields: dict) -> str:
     """Content address: the same chunk always gets the same id, a changed one (or a changed
-    recipe) a new id."""
-    blob = json.dumps({**fields, "recipe": INDEX_RECIPE}, ensure_ascii=False, sort_keys=True)
+    recipe, or an enrichment attached) a new id. A chunk without enrichment keeps the id it had
+    before enrichment existed, so adding it re-embedded nothing."""
+    hashed = {k: v for k, v in fields.items() if v or k not in ("gist", "questions")}
+    blob = json.dumps({**hashed, "recipe": INDEX_RECIPE}, ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]

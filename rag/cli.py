@@ -75,16 +75,45 @@ def cli(ctx: click.Context) -> None:
     configure_logging(load_settings(), "info" if ctx.invoked_subcommand in SERVERS else "warning")
 
 
+def with_options(options):
+    """Apply a tuple of click decorators, first one outermost (as if stacked in that order)."""
+    def decorate(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+    return decorate
+
+
+llm_options = (
+    click.option("--llm", type=click.Choice(["extractive", "openai", "anthropic", "llamacpp"]), default=None,
+                 help="The LLM that writes answers (ask, chat) and enrichments (ingest --enrich); default RAG_LLM, "
+                      "else none: answers quote."),
+    click.option("--model", default=None, help="LLM model name (llamacpp: a GGUF path); default RAG_LLM_MODEL."),
+    click.option("--base-url", default=None, help="OpenAI-compatible server URL; default RAG_LLM_BASE_URL."),
+)
+
+
+def llm_overrides(llm: str | None, model: str | None, base_url: str | None) -> dict:
+    """`llm_options` as `Settings` fields (None: keep the environment's)."""
+    return {"llm": llm, "llm_model": model, "llm_base_url": base_url}
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--rebuild", is_flag=True,
               help="Build the index again from these paths only (e.g. after changing embedder); the old one "
                    "serves until the new one is complete.")
+@click.option("--enrich", is_flag=True,
+              help="With an LLM: first write an English gist and questions for each Chinese chunk that has none "
+                   "stored (once; every ingest reuses them).")
+@with_options(llm_options)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def ingest(paths: tuple[Path, ...], rebuild: bool, quiet: bool) -> None:
+def ingest(paths: tuple[Path, ...], rebuild: bool, enrich: bool, llm: str | None, model: str | None,
+           base_url: str | None, quiet: bool) -> None:
     """Index transcripts (.txt/.md files or folders); defaults to the bundled interviews."""
     try:
-        report = pipeline().ingest(list(paths) or None, rebuild=rebuild, show_progress=not quiet)
+        report = pipeline(**llm_overrides(llm, model, base_url)).ingest(
+            list(paths) or None, rebuild=rebuild, show_progress=not quiet, enrich=enrich)
     except UserError as exc:
         raise click.ClickException(str(exc)) from exc
     for error in report.errors:
@@ -141,15 +170,6 @@ def _run(question: str, as_json: bool, handle, render, overrides: dict | None = 
         sys.exit(1)
 
 
-def with_options(options):
-    """Apply a tuple of click decorators, first one outermost (as if stacked in that order)."""
-    def decorate(f):
-        for option in reversed(options):
-            f = option(f)
-        return f
-    return decorate
-
-
 def _question_command(f):
     """The arguments `rag search` and `rag ask` share."""
     return cli.command()(with_options((
@@ -169,19 +189,6 @@ def search(question: str, k: int | None, speaker: str | None, as_json: bool) -> 
         return {"query": q, "confidence": result.confidence, "passages": [p.to_json() for p in result.passages]}
 
     _run(question, as_json, handle, render_passages)
-
-
-llm_options = (
-    click.option("--llm", type=click.Choice(["extractive", "openai", "anthropic", "llamacpp"]), default=None,
-                 help="Who writes the answer (default: RAG_LLM, else extractive quotes)."),
-    click.option("--model", default=None, help="LLM model name (llamacpp: a GGUF path); default RAG_LLM_MODEL."),
-    click.option("--base-url", default=None, help="OpenAI-compatible server URL; default RAG_LLM_BASE_URL."),
-)
-
-
-def llm_overrides(llm: str | None, model: str | None, base_url: str | None) -> dict:
-    """`llm_options` as `Settings` fields (None: keep the environment's)."""
-    return {"llm": llm, "llm_model": model, "llm_base_url": base_url}
 
 
 @_question_command

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from vectorstore.chroma import ChromaStore
 from vectorstore.embedding_cache import EmbeddingCache
+from vectorstore.enrichment_store import EnrichmentStore
 
 from .answerability import AnswerabilityCheck
 from .answering import Answerer, ExtractiveAnswerer, LLMAnswerer
 from .embeddings import E5Embedder, Embedder, SentenceTransformerEmbedder
+from .enrichment import EnrichmentWriter
 from .errors import ConfigError
 from .expansion import QueryTranslator
 from .followups import Condenser
@@ -36,7 +38,8 @@ def build_index(settings: Settings) -> CorpusIndex:
     else:
         store = ChromaStore.embedded(settings.index_path, settings.collection)
     return CorpusIndex(store, settings.data_dir / "lexical", settings.data_dir / "snapshots",
-                       EmbeddingCache(settings.data_dir / "embeddings.sqlite"))
+                       EmbeddingCache(settings.data_dir / "embeddings.sqlite"),
+                       EnrichmentStore(settings.data_dir / "enrichments.sqlite"))
 
 
 def build_answerer(backend: ChatBackend | None, settings: Settings) -> Answerer:
@@ -67,5 +70,6 @@ def build_pipeline(settings: Settings | None = None) -> Pipeline:
                   if backend is not None and settings.llm_query_expansion else None)
     checker = (AnswerabilityCheck(backend, settings.llm_check_timeout)
                if backend is not None and settings.llm_answerability_check else None)
+    enricher = EnrichmentWriter(backend, settings.llm_enrich_timeout) if backend is not None else None
     return Pipeline(settings, index, embedder, retriever, build_answerer(backend, settings),
-                    Condenser(speakers, backend), translator, checker)
+                    Condenser(speakers, backend), translator, checker, enricher)

@@ -18,6 +18,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from vectorstore.embedding_cache import EmbeddingCache
+from vectorstore.enrichment_store import EnrichmentStore
 from vectorstore.lexical import BM25Index
 from vectorstore.snapshot import SnapshotWriter, VersionSnapshot, forget_snapshot
 from vectorstore.store import Version, VersionedStore
@@ -64,9 +65,13 @@ def _top(scores: np.ndarray, n: int) -> np.ndarray:
     return rows[np.argsort(-scores[rows], kind="stable")][:n]
 
 
-def build_lexical(chunks: dict[str, Chunk]) -> tuple[BM25Index, BM25Index]:
-    """BM25 over the chunks' searchable text, and over the English glosses of each Chinese chunk
-    (empty for the bilingual file)."""
+LexicalIndexes = tuple[BM25Index, BM25Index, BM25Index]  # the chunks, their English glosses, their enrichment
+
+
+def build_lexical(chunks: dict[str, Chunk]) -> LexicalIndexes:
+    """BM25 over the chunks' searchable text, over the English glosses of each Chinese chunk
+    (empty for the bilingual file), and over each chunk's LLM enrichment (`rag.enrichment`;
+    empty for chunks without)."""
     ids = sorted(chunks)
     docs = [tokenize(searchable_text(chunks[i])) for i in ids]
     vocabulary = {t for d in docs for t in d}
@@ -77,7 +82,8 @@ def build_lexical(chunks: dict[str, Chunk]) -> tuple[BM25Index, BM25Index]:
     gloss_docs = [[] if chunks[i].parallel_text else [w for t in d for w in glosses.get(t, ())]
                   for i, d in zip(ids, docs)]
     lexical = BM25Index.build(ids, docs, {"bridge": dictionary_bridge(vocabulary), "monolingual": monolingual})
-    return lexical, BM25Index.build(ids, gloss_docs)
+    enrichment_docs = [tokenize(" ".join([chunks[i].gist, *chunks[i].questions])) for i in ids]
+    return lexical, BM25Index.build(ids, gloss_docs), BM25Index.build(ids, enrichment_docs)
 
 
 _NOT_SYNCED = object()
@@ -85,11 +91,12 @@ _NOT_SYNCED = object()
 
 class CorpusIndex:
     def __init__(self, store: VersionedStore, lexical_dir: Path, snapshot_dir: Path,
-                 embedding_cache: EmbeddingCache | None = None):
+                 embedding_cache: EmbeddingCache | None = None, enrichments: EnrichmentStore | None = None):
         self.store = store
-        self.lexical_dir = lexical_dir  # the BM25 indexes, one pair of files per version
+        self.lexical_dir = lexical_dir  # the BM25 indexes, three files per version
         self.snapshot_dir = snapshot_dir  # each version's rows, memory-mapped at start-up (`vectorstore.snapshot`)
         self.embedding_cache = embedding_cache  # ingest's vectors by text, kept across killed ingests
+        self.enrichments = enrichments  # what an LLM wrote about chunks at ingest, by their content
         self._version: Version | None = None
         self._loaded: object = _NOT_SYNCED  # the name of the version loaded, None for no version yet
         self._switching = threading.Lock()  # threads of the web app sync at once: one of them switches
@@ -151,25 +158,30 @@ class CorpusIndex:
         """BM25 over the English glosses of each Chinese chunk (empty for the bilingual file)."""
         return self._bm25[1]
 
+    @property
+    def enriched(self) -> BM25Index:
+        """BM25 over each chunk's LLM enrichment: English questions it answers and its gist."""
+        return self._bm25[2]
+
     @shared_cached_property
     def monolingual_vocabulary(self) -> frozenset[str]:
         """Tokens of the single-language files (everything but the bilingual transcript)."""
         return frozenset(self.lexical.extras.get("monolingual", ()))
 
     @shared_cached_property
-    def _bm25(self) -> tuple[BM25Index, BM25Index]:
+    def _bm25(self) -> LexicalIndexes:
         if self.version is None:
             return build_lexical({})
         return self.lexical_for(self.version.name, self.chunks)
 
-    def lexical_for(self, version_name: str, chunks: dict[str, Chunk]) -> tuple[BM25Index, BM25Index]:
-        """A version's BM25 indexes (its chunks, their English glosses): loaded when saved for these
-        chunks, else built and saved. Ingest saves them before it publishes, so readers only load."""
+    def lexical_for(self, version_name: str, chunks: dict[str, Chunk]) -> LexicalIndexes:
+        """A version's BM25 indexes (`build_lexical`): loaded when saved for these chunks, else
+        built and saved. Ingest saves them before it publishes, so readers only load."""
         paths = self._lexical_files(version_name)
         ids = sorted(chunks)
-        lexical, glossed = (BM25Index.load(path, ids) for path in paths)
-        if lexical is not None and glossed is not None:
-            return lexical, glossed
+        saved = tuple(BM25Index.load(path, ids) for path in paths)
+        if all(index is not None for index in saved):
+            return saved
         built = build_lexical(chunks)
         for index, path in zip(built, paths):
             index.save(path)
@@ -186,8 +198,8 @@ class CorpusIndex:
         """A writer of `version_name`'s snapshot, which ingest fills as it writes the version."""
         return SnapshotWriter(self.snapshot_dir / version_name, ids, windows, dim)
 
-    def _lexical_files(self, version_name: str) -> tuple[Path, Path]:
-        return self.lexical_dir / f"{version_name}.npz", self.lexical_dir / f"{version_name}.glosses.npz"
+    def _lexical_files(self, version_name: str) -> tuple[Path, Path, Path]:
+        return tuple(self.lexical_dir / f"{version_name}{part}.npz" for part in ("", ".glosses", ".enrichment"))
 
     @shared_cached_property
     def _row(self) -> dict[str, int]:

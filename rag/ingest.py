@@ -8,6 +8,9 @@ leaves anyone with half an index, and the next ingest drops what a killed one le
 ingest embedded is not lost, though: new passages are embedded in bounded batches, each committed
 to the embedding cache (`vectorstore.embedding_cache`) before the next, and the next ingest takes
 them from there.
+Stored LLM enrichments of Chinese chunks (`rag.enrichment`) are attached to the chunks they
+belong to on every ingest; with a writer (`rag ingest --enrich`) the missing ones are written
+first, before anything is published.
 One ingest at a time per data directory (`ingest_lock`).
 A file is known by `source_key` (its real path), so same-named files in two folders are two
 sources; a file gone from an ingested folder is removed. A bad file is reported and skipped;
@@ -31,8 +34,9 @@ from tqdm import tqdm
 
 from vectorstore.store import Version, check_embedder
 
-from .chunking import chunk_turns, current_id, sentence_windows
+from .chunking import chunk_turns, current_id, window_texts
 from .embeddings import Embedder
+from .enrichment import EnrichmentReport, EnrichmentWriter, enrich
 from .errors import UserError
 from .index import CorpusIndex, searchable_text
 from .models import Chunk, chunk_metadata
@@ -58,12 +62,15 @@ class IngestReport:
     added: int = 0
     removed: int = 0
     unchanged: int = 0
+    enrichment: EnrichmentReport | None = None
 
     def summary(self) -> str:
         parts = [f"{len(self.files)} file(s) indexed: {self.added} chunk(s) embedded, {self.unchanged} unchanged, "
                  f"{self.removed} removed"]
         if self.removed_files:
             parts.append(f"{len(self.removed_files)} file(s) gone from their folder, removed from the index")
+        if self.enrichment is not None and (self.enrichment.reused or self.enrichment.written or self.enrichment.failed):
+            parts.append(self.enrichment.summary())
         parts.append(f"{len(self.errors)} file(s) skipped.")
         return "; ".join(parts)
 
@@ -119,15 +126,22 @@ def ingest(
     show_progress: bool = True,
     rebuild: bool = False,
     on_progress: Progress | None = None,
+    writer: EnrichmentWriter | None = None,
 ) -> IngestReport:
     """Index `paths`; with `rebuild`, the new version holds only them (its vectors from the embedding
-    cache where it has them, which is then pruned to them)."""
+    cache where it has them, which is then pruned to them). With a `writer`, Chinese chunks
+    without a stored enrichment get one first."""
     started = time.time()
     index.sync()
     if index.version is not None and not rebuild:
         check_embedder(index.version, embedder.name)
     report = IngestReport()
     planned, seen, folders = _read(paths, chunk_tokens, limits, report)
+    if index.enrichments is not None:
+        read = [c for chunks in planned.values() for c in chunks]
+        enriched, report.enrichment = enrich(read, index.enrichments, writer, show_progress)
+        by_id = {c.id: e for c, e in zip(read, enriched)}
+        planned = {key: [by_id[c.id] for c in chunks] for key, chunks in planned.items()}
 
     held: dict[str, set[str]] = {}
     for chunk in ({} if rebuild else index.chunks).values():
@@ -240,7 +254,7 @@ def _publish(index: CorpusIndex, embedder: Embedder, new: list[Chunk], stale: se
     The draft's BM25 indexes and snapshot are saved before it is published: readers only load them.
     """
     kept = {} if base is None else {i: c for i, c in index.chunks.items() if i not in stale}
-    windows = [sentence_windows(c) for c in new]
+    windows = [window_texts(c) for c in new]
     total, done = len(new) + sum(map(len, windows)), 0
     draft = index.store.draft(embedder.name)
     snapshot_windows = total - len(new) + (0 if base is None else index.snapshot.kept_windows(stale))

@@ -6,7 +6,7 @@ can always be located in its source.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 
 # Speaker values that are not people: an article's own text (intros, bios, summaries,
 # translator's notes) and a video narrator paraphrasing the guests.
@@ -97,6 +97,10 @@ class Chunk:
     context: str = ""  # the question this turn answers, embedded with it but never shown as its text
     # what identifies the file in the index (`ingest.source_key`); `source` is only its name, for display
     source_path: str = ""
+    # index-time enrichment of a Chinese chunk by an LLM (`rag.enrichment`): a one-line English
+    # gist shown to English readers, and English questions it answers; both searched
+    gist: str = ""
+    questions: tuple[str, ...] = ()
 
     @property
     def attribution(self) -> str:
@@ -139,6 +143,7 @@ class Passage:
             "section": c.section,
             "language": c.language,
             "chunk_id": c.id,
+            "gist": c.gist or None,
         }
 
 
@@ -257,16 +262,22 @@ class Answer:
 
 
 def chunk_metadata(chunk: Chunk) -> dict:
-    """Flat metadata for a vector store (no None values: Chroma rejects them)."""
-    return {k: ("" if v is None else v) for k, v in asdict(chunk).items() if k != "id"}
+    """Flat metadata for a vector store (no None values, no lists: Chroma rejects them)."""
+    flat = {k: ("" if v is None else v) for k, v in asdict(chunk).items() if k != "id"}
+    return {**flat, "questions": "\n".join(chunk.questions)}
 
 
 _STORED_FIELDS = tuple(f for f in Chunk.__dataclass_fields__ if f != "id")  # in Chunk's order, after the id
 _OPTIONAL_FIELDS = frozenset({"speaker", "subject", "section", "parallel_text", "parallel_language"})
+_DEFAULTS = {f.name: f.default for f in fields(Chunk) if f.default is not MISSING}
+_QUESTIONS = _STORED_FIELDS.index("questions")  # stored as lines (Chroma takes no lists)
 
 
 def chunk_from_metadata(chunk_id: str, meta: dict) -> Chunk:
-    """Inverse of `chunk_metadata`: "" back to None for the optional fields. Positional, in one
-    pass: start-up builds every chunk with it (83k at 100×)."""
-    return Chunk(chunk_id, *[None if v == "" and k in _OPTIONAL_FIELDS else v
-                             for k in _STORED_FIELDS for v in (meta.get(k),)])
+    """Inverse of `chunk_metadata`: "" back to None for the optional fields, the questions back to
+    a tuple; fields older code did not store take their defaults. Positional, in one pass:
+    start-up builds every chunk with it (83k at 100×)."""
+    values = [None if v == "" and k in _OPTIONAL_FIELDS else v
+              for k in _STORED_FIELDS for v in (meta.get(k, _DEFAULTS.get(k)),)]
+    values[_QUESTIONS] = tuple(q for q in (values[_QUESTIONS] or "").split("\n") if q)
+    return Chunk(chunk_id, *values)

@@ -21,7 +21,8 @@ from .answering import NOT_COVERED, Answerer, ExtractiveAnswerer, abstention
 from .caching import shared_cached_property
 from .citations import StreamGuard
 from .embeddings import Embedder
-from .errors import UserError
+from .enrichment import EnrichmentWriter
+from .errors import ConfigError, UserError
 from .events import Completed, Event, Retrieved, TextDelta
 from .expansion import QueryTranslator
 from .followups import ChatMessage, Condenser
@@ -85,6 +86,7 @@ class Pipeline:
         condenser: Condenser,
         translator: QueryTranslator | None = None,
         checker: AnswerabilityCheck | None = None,
+        enricher: EnrichmentWriter | None = None,
     ):
         self.settings = settings
         self.index = index
@@ -94,25 +96,32 @@ class Pipeline:
         self.condenser = condenser
         self.translator = translator
         self.checker = checker
+        self.enricher = enricher
         self.extractive = answerer if isinstance(answerer, ExtractiveAnswerer) else ExtractiveAnswerer()
 
     # ------------------------------------------------------------------ index
 
     def ingest(self, paths: list[Path] | None = None, rebuild: bool = False, show_progress: bool = True,
-               on_progress: Progress | None = None) -> IngestReport:
-        """Index `paths` (default: the configured corpus); refused while another ingest runs."""
+               on_progress: Progress | None = None, enrich: bool = False) -> IngestReport:
+        """Index `paths` (default: the configured corpus); refused while another ingest runs.
+        `enrich`: the LLM first writes what Chinese chunks lack (`rag.enrichment`)."""
+        if enrich and self.enricher is None:
+            raise ConfigError("Enrichment is written by an LLM and none is configured: set RAG_LLM (and "
+                              "RAG_LLM_BASE_URL or RAG_LLM_MODEL), e.g. `rag ingest --enrich --llm openai "
+                              "--base-url http://127.0.0.1:8080/v1`.")
         with _store_errors(), ingest_lock(self.settings.data_dir, wait=False):
-            return self._ingest(paths or list(self.settings.corpus), rebuild, show_progress, on_progress)
+            return self._ingest(paths or list(self.settings.corpus), rebuild, show_progress, on_progress,
+                                self.enricher if enrich else None)
 
     def _ingest(self, paths: list[Path], rebuild: bool, show_progress: bool,
-                on_progress: Progress | None = None) -> IngestReport:
+                on_progress: Progress | None = None, writer: EnrichmentWriter | None = None) -> IngestReport:
         limits = FileLimits(
             max_bytes=int(self.settings.max_file_mb * 1e6),
             roots=tuple(p.resolve() for p in self.settings.ingest_roots + self.settings.corpus)
             if self.settings.ingest_roots else (),
         )
         return ingest(paths, self.index, self.embedder, self.settings.chunk_tokens, limits, show_progress, rebuild,
-                      on_progress)
+                      on_progress, writer)
 
     def ensure_ingested(self, show_progress: bool = True, on_progress: Progress | None = None) -> IngestReport | None:
         """Build the index from the configured corpus on first use; renew what older code stored.

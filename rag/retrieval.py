@@ -10,6 +10,9 @@ The parts and why they are here:
   contain their name, so it would only pull in headings and summaries. "Who said…" questions
   are not boosted. An explicit speaker filter wins over both.
 - MMR keeps the overlapping translations and summaries from filling the top-k with one idea.
+- Chunks enriched at ingest (`rag.enrichment`) also score by their English questions and gist:
+  densely as windows of the chunk, lexically through a BM25 index of their own that English
+  questions search. Without enrichment that list is empty and the ranking is what it was.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class Tuning:
     pseudo_query_weight: float = 1.0  # dense search with the question's glossary terms in Chinese
     gloss_weight: float = 0.5  # English question words against the English glosses of Chinese chunks
     translation_weight: float = 1.0  # each list from the LLM's translation of the question
+    enrichment_weight: float = 1.0  # English question words against the chunks' LLM enrichment (rag.enrichment)
     common_in_chinese_df: int = 5  # an English word this frequent in the Chinese files needs no translation
     speaker_boost: float = 0.02  # added to the fused score of the named person's own words
     subject_boost: float = 0.01  # … and of summaries about them
@@ -203,14 +207,17 @@ class HybridRetriever:
 
         lexical_hits = self._lexical_hits(self.index.lexical, plan.terms, allowed)
         gloss_hits: list[tuple[str, float]] = []
+        enriched_hits: list[tuple[str, float]] = []
         if plan.language == "en":
             english = {t: 1.0 for t in plan.terms if not has_cjk(t)}
             gloss_hits = self._lexical_hits(self.index.glossed, english, allowed)
+            enriched_hits = self._lexical_hits(self.index.enriched, english, allowed)
 
         t = self.tuning
         dense_weight = t.dense_weight_en if plan.language == "en" else t.dense_weight_zh
         fused: dict[str, float] = {}
-        lists = [(dense_weight, dense), (1.0, lexical_hits), (t.pseudo_query_weight, pseudo), (t.gloss_weight, gloss_hits)]
+        lists = [(dense_weight, dense), (1.0, lexical_hits), (t.pseudo_query_weight, pseudo), (t.gloss_weight, gloss_hits),
+                 (t.enrichment_weight, enriched_hits)]
         for text, hits in zip(translated, rest):
             lists.append((t.translation_weight, hits))
             lists.append((t.translation_weight, self._lexical_hits(self.index.lexical, dict.fromkeys(tokenize(text), 1.0), allowed)))

@@ -143,6 +143,10 @@ class Settings(BaseSettings):
     llm_check_timeout: float = Field(
         default=8.0, gt=0, description="Seconds the answerability check may take before retrieval's decision stands."
     )
+    llm_enrich_timeout: float = Field(
+        default=120.0, gt=0, description="`rag ingest --enrich`: seconds one chunk's enrichment may take; past them "
+        "the chunk is indexed without it and tried again on the next run."
+    )
     llm_threads: int | None = Field(default=None, ge=1, description="llamacpp CPU threads (default: all).")
     llm_context_window: int = Field(default=4096, ge=512, description="llamacpp context size (n_ctx).")
 

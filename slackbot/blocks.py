@@ -88,13 +88,16 @@ def context(mrkdwn: str) -> dict:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn}]}
 
 
-def source_line(citation: dict) -> str:
+def source_line(citation: dict, reader_language: str = "en") -> str:
     """One cited passage, compactly: number, who, which document, the sentence the answer rests on
-    (else the passage's opening); marked when it does not back the claim that cites it."""
+    (else the passage's opening), for a reader of another language its gist (`rag.enrichment`);
+    marked when it does not back the claim that cites it."""
     who = citation.get("attribution") or citation.get("speaker") or "Unattributed"
     where = shorten(citation.get("title") or citation["source"], TITLE_CHARS)
     line = (f"*[{citation['n']}]* *{escape(who)}* · _{escape(where)}_\n"
             f"> {escape(shorten(citation.get('quote') or citation['text'], QUOTE_CHARS))}")
+    if citation.get("gist") and citation.get("language") != reader_language:
+        line += f"\n_In short: {escape(shorten(citation['gist'], QUOTE_CHARS))}_"
     if citation.get("supported") is False:
         line += "\n:warning: _This passage does not back the sentence that cites it._"
     return line
@@ -124,12 +127,12 @@ def body_blocks(payload: dict) -> list[dict]:
     """The fallback notice, the answer with its [n] markers, then the sources (and claims their
     citation does not back). "Not covered" is the answer text alone."""
     blocks = []
+    language = (payload.get("query") or {}).get("language") or "en"
     if payload.get("fallback"):
-        language = (payload.get("query") or {}).get("language") or "en"
         blocks.append(context(escape(fallback_notice(payload["fallback"], language))))
     blocks += [section(text) for text in split_escaped(payload["answer"])]
     if not payload["abstained"] and payload["citations"]:
-        lines = ["*Sources*", *map(source_line, payload["citations"])]
+        lines = ["*Sources*", *(source_line(c, language) for c in payload["citations"])]
         lines += [f":warning: _Not backed by its citation:_ {escape(shorten(claim['text'], QUOTE_CHARS))}"
                   for claim in payload.get("claims", []) if claim.get("supported") is False]
         blocks += [section(text) for text in pack_lines(lines)]

@@ -89,7 +89,7 @@ def test_an_interrupted_ingest_keeps_the_published_index_and_the_next_one_embeds
     resumed = CountingEmbedder(killed.inner)
     pipe.embedder = resumed
     report = pipe.ingest(show_progress=False)
-    added_passages = report.added + sum(len(ingest_module.sentence_windows(c)) for c in pipe.index.chunks.values()
+    added_passages = report.added + sum(len(ingest_module.window_texts(c)) for c in pipe.index.chunks.values()
                                         if "more" in c.source_path)
     assert resumed.texts == added_passages - killed.texts  # the finished batches came from the cache
 
@@ -120,7 +120,7 @@ def test_a_rebuild_prunes_the_cache_to_the_passages_it_holds(talks):
     (corpus / "talk1.md").unlink()
     pipe.ingest(rebuild=True, show_progress=False)
     chunks = pipe.index.chunks.values()
-    held = {searchable_text(c) for c in chunks} | {w for c in chunks for w in ingest_module.sentence_windows(c)}
+    held = {searchable_text(c) for c in chunks} | {w for c in chunks for w in ingest_module.window_texts(c)}
     assert {c.source for c in chunks} == {"talk0.md"}
     assert pipe.index.embedding_cache.db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] == len(held)
     assert_snapshot_is_the_store(pipe.index)
@@ -156,7 +156,7 @@ def test_ingest_saves_the_bm25_index_so_start_up_loads_it_and_dropped_versions_t
         (corpus / f"extra{turn}.md").write_text(f"Carol: Extra point {turn} about zebrafish.\n", encoding="utf-8")
         pipe.ingest(show_progress=False)
     kept = {pipe.index.version.name, pipe.index.store._pointer()["previous"]}
-    assert {p.name.split(".npz")[0].removesuffix(".glosses") for p in settings.data_dir.joinpath("lexical").iterdir()} == kept
+    assert {p.name.split(".npz")[0].removesuffix(".glosses").removesuffix(".enrichment") for p in settings.data_dir.joinpath("lexical").iterdir()} == kept
     assert {p.name for p in settings.data_dir.joinpath("snapshots").iterdir()} == kept
 
 

@@ -66,6 +66,7 @@ CSS = """
 #sources .source.flagged { border-color: #d97706; }
 #sources .who .n { font-weight: 700; margin-right: 0.3em; }
 #sources .topics { color: var(--body-text-color-subdued); }
+#sources .gist { font-style: italic; margin: 0.3em 0; }
 #sources .unsupported { background: #fde68a; color: #78350f; border-radius: 4px; padding: 0 0.3em; font-size: 0.85em; }
 #sources .where { font-size: 0.85em; color: var(--body-text-color-subdued); margin: 0.2em 0; }
 #sources .quote { font-size: 0.93em; line-height: 1.5; }

@@ -100,7 +100,8 @@ def _context(chunks: list[Chunk], language: str) -> str:
 def passage_card(passage: Passage, anchor: str, label: str, language: str, neighbours: tuple[list[Chunk], list[Chunk]],
                  sentence: str | None = None, supported: bool | None = None) -> str:
     """One source: who and on what, where from, the quote (`sentence`, the cited one, marked), the
-    English original beside the Chinese for the bilingual file, and the turns around it on request."""
+    English original beside the Chinese for the bilingual file, for an English reader the gist of
+    a Chinese passage (`rag.enrichment`), and the turns around it on request."""
     chunk = passage.chunk
     shown = passage.shown_text or chunk.text
     flag = ('<span class="unsupported" title="The citation check found no support for the sentence citing it">'
@@ -117,6 +118,8 @@ def passage_card(passage: Passage, anchor: str, label: str, language: str, neigh
         quote = f'<div class="quote parallel">{columns}</div>'
     else:
         quote = f'<div class="quote" lang="{escape(chunk.language)}">{_highlighted(shown, sentence)}</div>'
+    if chunk.gist and language != chunk.language:
+        quote = f'<div class="gist" lang="en">In short: {escape(chunk.gist)}</div>{quote}'
     before, after = neighbours
     context = ""
     if before or after:

@@ -11,35 +11,15 @@ always safe, and an unreadable one is started afresh.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import time
-from pathlib import Path
 
 import numpy as np
 
-_LOOKUP_BATCH = 500  # keys per SQL statement, under SQLite's limit on bound variables
+from .sqlite_file import SqliteFile, key_batches
 
 
-class EmbeddingCache:
-    def __init__(self, path: Path):
-        self.path = path
-        self._db: sqlite3.Connection | None = None
-
-    @property
-    def db(self) -> sqlite3.Connection:
-        if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                self._db = self._open()
-            except sqlite3.DatabaseError:
-                self.path.unlink(missing_ok=True)
-                self._db = self._open()
-        return self._db
-
-    def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path)
-        db.execute("CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vector BLOB NOT NULL, used REAL NOT NULL)")
-        return db
+class EmbeddingCache(SqliteFile):
+    SCHEMA = "CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vector BLOB NOT NULL, used REAL NOT NULL)"
 
     def get(self, embedder_name: str, texts: list[str]) -> dict[int, np.ndarray]:
         """The cached vectors of `texts`, by position; marks them used now."""
@@ -50,9 +30,7 @@ class EmbeddingCache:
         found: dict[int, np.ndarray] = {}
         now = time.time()
         with self.db:
-            for i in range(0, len(keys), _LOOKUP_BATCH):
-                part = keys[i : i + _LOOKUP_BATCH]
-                marks = ",".join("?" * len(part))
+            for part, marks in key_batches(keys):
                 for key, blob in self.db.execute(f"SELECT key, vector FROM vectors WHERE key IN ({marks})", part):
                     found.update(dict.fromkeys(positions[key], np.frombuffer(blob, dtype=np.float32)))
                 self.db.execute(f"UPDATE vectors SET used = ? WHERE key IN ({marks})", [now, *part])
