@@ -84,7 +84,7 @@ def test_enrichment_is_written_once_stored_by_content_and_searched_on_both_sides
     plain = build_pipeline(settings)  # no LLM
     plain.ingest(show_progress=False)
     question = "Why does the zebrafish matter to Claude?"
-    before = dict(plain.index.nearest(plain.embedder.encode_query(question), 10))
+    before = dict(plain.index.nearest(plain.embedder.encode_query(question)[None], 10)[0])
 
     with FakeAnthropic() as fake:
         fake.replies = [reply(n) for n in range(4)]
@@ -105,7 +105,7 @@ def test_enrichment_is_written_once_stored_by_content_and_searched_on_both_sides
         scores = pipe.index.enriched.scores(dict.fromkeys(tokenize("zebrafish"), 1.0))
         assert pipe.index.enriched.ids[int(scores.argmax())] == target.id and scores.max() > 0
         # dense: the question, embedded on its own, now scores for its chunk
-        after = dict(pipe.index.nearest(pipe.embedder.encode_query(question), 10))
+        after = dict(pipe.index.nearest(pipe.embedder.encode_query(question)[None], 10)[0])
         assert max(after, key=after.get) == target.id
         assert after[target.id] > before[current_id(replace(target, gist="", questions=()))] + 0.03
         # end to end, and the gist in the JSON contract
