@@ -56,12 +56,12 @@ def served(env: dict[str, str] | None = None, timeout: float = 300):
     watchdog = threading.Timer(timeout, server.kill)
     watchdog.start()
     log: list[str] = []
+    waiting = {"Chat running", "Index "}  # "Index ready" or "Index not usable"
     try:
         for line in server.stderr:
             log.append(line)
-            if line.startswith("Index not usable") or (
-                any(seen.startswith("Chat running") for seen in log) and any(seen.startswith("Index ") for seen in log)
-            ):
+            waiting -= {prefix for prefix in waiting if line.startswith(prefix)}
+            if not waiting or line.startswith("Index not usable"):
                 break
         watchdog.cancel()
         if server.poll() is not None or not any(line.startswith("Index ready") for line in log):
