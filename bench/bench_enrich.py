@@ -42,9 +42,9 @@ sys.path.insert(0, str(ROOT))
 from bench.bench_expansion import question_sets, run  # noqa: E402
 from bench.fresh import load_average, save_results  # noqa: E402
 from eval.metrics import percentile  # noqa: E402
-from rag.enrichment import EnrichmentWriter, content_key, enrich, needs_english  # noqa: E402
+from rag.ingest.enrichment import EnrichmentWriter, content_key, enrich, needs_english  # noqa: E402
 from rag.factory import build_pipeline  # noqa: E402
-from rag.llm import build_backend  # noqa: E402
+from rag.llm.backends import build_backend  # noqa: E402
 from rag.prompts import load_prompt  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 

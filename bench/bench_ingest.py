@@ -11,7 +11,7 @@ Each run is a fresh process on an empty data folder (cold imports, honest peak R
 
 Floor: the same texts embedded again by the warmed embedder (tokenise + forward only, no start-up,
 no store). Then a warm re-ingest with nothing changed, and `rag ask` from a cold process on the
-rebuilt index. The instrumentation wraps the functions `rag.ingest` calls; nothing in `rag/`
+rebuilt index. The instrumentation wraps the functions `rag.ingest.build` calls; nothing in `rag/`
 is changed for it. Prints a markdown table, writes JSON; progress goes to stderr.
 """
 
@@ -61,7 +61,7 @@ def worker(floor: bool = True) -> dict:
     """One cold ingest with the settings in the environment, then its floor (unless not wanted:
     it embeds everything again) and a warm re-ingest."""
     started = time.perf_counter()
-    import rag.ingest as ingest_module
+    import rag.ingest.build as ingest_module
     from rag.factory import build_pipeline
 
     watch = Stopwatch()
@@ -159,7 +159,7 @@ def main() -> None:
             env = {**os.environ, "RAG_DATA_DIR": str(Path(scratch) / label.split()[0]), "RAG_E5_RUNTIME": runtime,
                    "RAG_MODEL_CACHE": str(cache)}
             if label == REBUILD:
-                from rag.e5_convert import converted_model_dir
+                from rag.index.e5_convert import converted_model_dir
 
                 converted_model_dir(cache)  # a rebuild finds the model converted
             results[label] = run_worker(env)

@@ -118,7 +118,7 @@ def size_dependent_search(factor: int, repeat: int) -> dict:
     from scipy import sparse
     from threadpoolctl import threadpool_limits
 
-    from rag.index import best_rows
+    from rag.index.corpus import best_rows
     from vectorstore.lexical import BM25Index
 
     pipeline, questions, _ = warmed_pipeline()

@@ -59,7 +59,7 @@ def load_average() -> list[float]:
 def converted_e5() -> Path:
     """The converted e5 model in the configured cache (`RAG_MODEL_CACHE`), converted now if missing,
     so no measured ingest pays for the one-off conversion."""
-    from rag.e5_convert import converted_model_dir
+    from rag.index.e5_convert import converted_model_dir
     from rag.settings import Settings
 
     return converted_model_dir(Settings().model_cache)

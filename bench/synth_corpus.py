@@ -43,7 +43,7 @@ class Pool:
 
 def read_pool() -> Pool:
     from rag.models import NON_PERSON_SPEAKERS
-    from rag.parsing import iter_text_files, parse_file
+    from rag.ingest.parsing import iter_text_files, parse_file
     from rag.settings import BUNDLED_CORPUS
 
     files = sorted(p for p in iter_text_files([BUNDLED_CORPUS]) if p.is_file())

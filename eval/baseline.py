@@ -35,8 +35,8 @@ from langchain_core.embeddings import Embeddings
 from tqdm import tqdm
 
 from rag.models import Chunk, Passage, SearchResult
-from rag.parsing import iter_text_files
-from rag.retrieval import dense_confidence
+from rag.ingest.parsing import iter_text_files
+from rag.retrieve.hybrid import dense_confidence
 from rag.text import detect_language
 
 CHUNK_SIZE = 1000

@@ -1,6 +1,6 @@
 """Abstention on questions written blind to the abstention rules: `python -m eval.blind_probe`.
 
-The 13 unanswerable questions of `questions.jsonl` were read while `rag/answerability.py` was
+The 13 unanswerable questions of `questions.jsonl` were read while `rag/retrieve/coverage.py` was
 written, so they flatter it. `blind_probes/` holds 86 unanswerable questions and 212
 answerable ones, written in six batches by helpers who never saw the rules (eval/README.md
 says what each batch is and when it was read); batch 6 is split into a dev half and a test half

@@ -37,12 +37,12 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from rag.llm import build_backend
-from rag.parsing import iter_text_files
+from rag.llm.backends import build_backend
+from rag.ingest.parsing import iter_text_files
 from rag.prompts import load_prompt
 from rag.settings import BUNDLED_CORPUS
-from rag.support import CALIBRATION as BUNDLED_CALIBRATION
-from rag.support import SCORER_VERSION, CorpusResources, SupportChecker, Thresholds, Verdict
+from rag.answer.support import CALIBRATION as BUNDLED_CALIBRATION
+from rag.answer.support import SCORER_VERSION, CorpusResources, SupportChecker, Thresholds, Verdict
 
 DEFAULT_LABELS = Path(__file__).resolve().parent / "faithfulness_labels.jsonl"
 
@@ -188,7 +188,7 @@ def calibration_key(embedder_name: str, labels_path: Path, files: list[Path]) ->
 
 
 class HeuristicJudge(SupportChecker):
-    """The pipeline's support check (`rag.support`), calibrated on the labelled pairs."""
+    """The pipeline's support check (`rag.answer.support`), calibrated on the labelled pairs."""
 
     name = "heuristic"
 

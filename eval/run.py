@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
-from rag.citations import answer_body, split_claims
+from rag.answer.citations import answer_body, split_claims
 from rag.models import SearchResult
 from rag.prompts import framing_phrases
 

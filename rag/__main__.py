@@ -1,3 +1,3 @@
-from .cli import main
+from rag.cli import main
 
 main()

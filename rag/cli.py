@@ -17,13 +17,13 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
-from .factory import build_pipeline
-from .errors import UserError
-from .events import Completed, Retrieved, TextDelta
-from .logs import configure_logging
-from .models import Answer
-from .pipeline import Pipeline
-from .settings import Settings
+from rag.errors import UserError
+from rag.events import Completed, Retrieved, TextDelta
+from rag.factory import build_pipeline
+from rag.logs import configure_logging
+from rag.models import Answer
+from rag.pipeline import Pipeline
+from rag.settings import Settings
 
 
 class PluginGroup(click.Group):
@@ -128,7 +128,7 @@ def ingest(paths: tuple[Path, ...], rebuild: bool, enrich: bool, llm: str | None
 @cli.command()
 def doctor() -> None:
     """Check the install (models offline, index readable, embedder) and say what to fix; exit 1 if broken."""
-    from .doctor import run_checks
+    from rag.doctor import run_checks
 
     results = run_checks(Settings())
     for name, finding in results:

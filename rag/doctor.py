@@ -15,14 +15,13 @@ from functools import cached_property
 
 import httpx
 
+from rag.errors import UserError
+from rag.factory import build_embedder, build_index, build_reranker
+from rag.index.corpus import CorpusIndex
+from rag.index.embeddings import Embedder
+from rag.llm.backends import build_backend, describe_failure
+from rag.settings import Settings
 from vectorstore.store import StoreError, Version, check_embedder
-
-from .embeddings import Embedder
-from .errors import UserError
-from .factory import build_embedder, build_index, build_reranker
-from .index import CorpusIndex
-from .llm import build_backend, describe_failure
-from .settings import Settings
 
 
 @dataclass(frozen=True)

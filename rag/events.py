@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .models import Answer, QueryPlan, SearchResult
+from rag.models import Answer, QueryPlan, SearchResult
 
 
 @dataclass

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
+from rag.answer.answerability import AnswerabilityCheck
+from rag.answer.answerers import Answerer, ExtractiveAnswerer, LLMAnswerer
+from rag.errors import ConfigError
+from rag.index.corpus import CorpusIndex
+from rag.index.embeddings import E5Embedder, Embedder, SentenceTransformerEmbedder
+from rag.ingest.enrichment import EnrichmentWriter
+from rag.llm.backends import ChatBackend, build_backend
+from rag.pipeline import Pipeline
+from rag.retrieve.expansion import QueryTranslator
+from rag.retrieve.followups import Condenser
+from rag.retrieve.hybrid import HybridRetriever
+from rag.settings import Settings
+from rag.speakers import default_speakers, default_venues
 from vectorstore.chroma import ChromaStore
 from vectorstore.embedding_cache import EmbeddingCache
 from vectorstore.enrichment_store import EnrichmentStore
-
-from .answerability import AnswerabilityCheck
-from .answering import Answerer, ExtractiveAnswerer, LLMAnswerer
-from .embeddings import E5Embedder, Embedder, SentenceTransformerEmbedder
-from .enrichment import EnrichmentWriter
-from .errors import ConfigError
-from .expansion import QueryTranslator
-from .followups import Condenser
-from .index import CorpusIndex
-from .llm import ChatBackend, build_backend
-from .pipeline import Pipeline
-from .retrieval import HybridRetriever
-from .settings import Settings
-from .speakers import default_speakers, default_venues
 
 
 def build_embedder(settings: Settings) -> Embedder:
@@ -51,7 +50,7 @@ def build_answerer(backend: ChatBackend | None, settings: Settings) -> Answerer:
 def build_reranker(settings: Settings):
     if not settings.reranker_model:
         return None
-    from .rerank import CrossEncoderReranker
+    from rag.retrieve.rerank import CrossEncoderReranker
 
     return CrossEncoderReranker(settings.reranker_model)
 

@@ -15,8 +15,8 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import UserError
-from .settings import Settings
+from rag.errors import UserError
+from rag.settings import Settings
 
 FEEDBACK_FILE = "feedback.jsonl"
 MAX_COMMENT_CHARS = 2000

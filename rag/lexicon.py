@@ -20,8 +20,8 @@ from pathlib import Path
 
 import jieba
 
-from .speakers import RESOURCES, default_speakers
-from .text import CJK, has_cjk, is_cjk
+from rag.speakers import RESOURCES, default_speakers
+from rag.text import CJK, has_cjk, is_cjk
 
 _TOKEN = re.compile(f"[{CJK}]+|[A-Za-z0-9]+(?:[-.'’][A-Za-z0-9]+)*")
 

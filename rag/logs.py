@@ -15,9 +15,9 @@ import time
 import uuid
 from datetime import datetime, timezone
 
-from .errors import UserError
-from .models import Answer, SearchResult
-from .settings import Settings
+from rag.errors import UserError
+from rag.models import Answer, SearchResult
+from rag.settings import Settings
 
 REQUESTS = logging.getLogger("rag.requests")
 # Slack token shapes, wherever they might turn up in a log line (slack_sdk logs headers at DEBUG)

@@ -6,6 +6,7 @@ can always be located in its source.
 
 from __future__ import annotations
 
+import re
 from dataclasses import MISSING, asdict, dataclass, field, fields
 
 # Speaker values that are not people: an article's own text (intros, bios, summaries,
@@ -13,6 +14,10 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 EDITORIAL = "Editorial"
 NARRATOR = "Narrator"
 NON_PERSON_SPEAKERS = frozenset({EDITORIAL, NARRATOR})
+
+# how an answer cites its passages: [1], [2-3], [1, 4], 【1】, optionally linked ([1](#source-1))
+MARKER_NUMBERS = r"\d{1,3}(?:\s*[-–]\s*\d{1,3})?(?:\s*[,，、;；]\s*\d{1,3}(?:\s*[-–]\s*\d{1,3})?)*"
+MARKER = re.compile(rf"[\[【]\s*(?P<numbers>{MARKER_NUMBERS})\s*[\]】](?P<link>\([^)\s]*\))?")
 
 
 @dataclass(frozen=True)
@@ -97,7 +102,7 @@ class Chunk:
     context: str = ""  # the question this turn answers, embedded with it but never shown as its text
     # what identifies the file in the index (`ingest.source_key`); `source` is only its name, for display
     source_path: str = ""
-    # index-time enrichment of a Chinese chunk by an LLM (`rag.enrichment`): a one-line English
+    # index-time enrichment of a Chinese chunk by an LLM (`rag.ingest.enrichment`): a one-line English
     # gist shown to English readers, and English questions it answers; both searched
     gist: str = ""
     questions: tuple[str, ...] = ()
@@ -234,7 +239,7 @@ class Answer:
     fallback: str | None = None  # why the configured LLM's answer was replaced by the extractive one
     query: QueryPlan | None = None  # the question as searched (a follow-up rewritten to stand alone)
     model: str | None = None
-    check: dict | None = None  # the LLM answerability check's verdict (rag.answerability.CheckResult)
+    check: dict | None = None  # the LLM answerability check's verdict (rag.retrieve.coverage.CheckResult)
     request_id: str | None = None  # the id of its log line (rag.logs): what a user quotes in a report
 
     @property

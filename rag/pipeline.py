@@ -16,26 +16,34 @@ from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from .answerability import AnswerabilityCheck
-from .answering import NOT_COVERED, Answerer, ExtractiveAnswerer, abstention
-from .caching import shared_cached_property
-from .citations import StreamGuard
-from .embeddings import Embedder
-from .enrichment import EnrichmentWriter
-from .errors import ConfigError, UserError
-from .events import Completed, Event, Retrieved, TextDelta
-from .expansion import QueryTranslator
-from .followups import ChatMessage, Condenser
-from .index import CorpusIndex
-from .ingest import FileLimits, IngestReport, Progress, ingest, ingest_lock, outdated, reembed_outdated
-from .llm import describe_failure
-from .logs import RequestLog
-from .models import Answer, SearchResult
-from .retrieval import HybridRetriever
-from .settings import Settings
-from .support import CorpusResources, SupportChecker, bundled_thresholds
-from .text import detect_language
-from .verification import verify
+from rag.answer.answerability import AnswerabilityCheck
+from rag.answer.answerers import NOT_COVERED, Answerer, ExtractiveAnswerer, abstention
+from rag.answer.citations import StreamGuard
+from rag.answer.support import CorpusResources, SupportChecker, bundled_thresholds
+from rag.answer.verification import verify
+from rag.caching import shared_cached_property
+from rag.errors import ConfigError, UserError
+from rag.events import Completed, Event, Retrieved, TextDelta
+from rag.index.corpus import CorpusIndex
+from rag.index.embeddings import Embedder
+from rag.ingest.build import (
+    FileLimits,
+    IngestReport,
+    Progress,
+    ingest,
+    ingest_lock,
+    outdated,
+    reembed_outdated,
+)
+from rag.ingest.enrichment import EnrichmentWriter
+from rag.llm.backends import describe_failure
+from rag.logs import RequestLog
+from rag.models import Answer, SearchResult
+from rag.retrieve.expansion import QueryTranslator
+from rag.retrieve.followups import ChatMessage, Condenser
+from rag.retrieve.hybrid import HybridRetriever
+from rag.settings import Settings
+from rag.text import detect_language
 from vectorstore.store import StoreError, check_embedder
 
 log = logging.getLogger(__name__)
@@ -104,7 +112,7 @@ class Pipeline:
     def ingest(self, paths: list[Path] | None = None, rebuild: bool = False, show_progress: bool = True,
                on_progress: Progress | None = None, enrich: bool = False) -> IngestReport:
         """Index `paths` (default: the configured corpus); refused while another ingest runs.
-        `enrich`: the LLM first writes what Chinese chunks lack (`rag.enrichment`)."""
+        `enrich`: the LLM first writes what Chinese chunks lack (`rag.ingest.enrichment`)."""
         if enrich and self.enricher is None:
             raise ConfigError("Enrichment is written by an LLM and none is configured: set RAG_LLM (and "
                               "RAG_LLM_BASE_URL or RAG_LLM_MODEL), e.g. `rag ingest --enrich --llm openai "

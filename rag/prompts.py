@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
 
+# how prompts name the languages they ask for
+LANGUAGE_NAMES = {"en": "English", "zh": "Chinese (简体中文)"}
+
 
 @dataclass(frozen=True)
 class Prompt:

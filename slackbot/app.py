@@ -23,7 +23,7 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 from rag.errors import UserError
 from rag.events import Completed, TextDelta
 from rag.feedback import record_feedback
-from rag.followups import ChatMessage
+from rag.retrieve.followups import ChatMessage
 from rag.logs import new_request_id
 from rag.models import Answer
 from rag.pipeline import Pipeline

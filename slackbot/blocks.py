@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import re
 
-from rag.answering import fallback_notice
+from rag.answer.answerers import fallback_notice
 
 SECTION_CHARS = 3000  # Slack's limit for a section's text
 CONTEXT_CHARS = 2000  # kept well under a context element's limit
@@ -90,7 +90,7 @@ def context(mrkdwn: str) -> dict:
 
 def source_line(citation: dict, reader_language: str = "en") -> str:
     """One cited passage, compactly: number, who, which document, the sentence the answer rests on
-    (else the passage's opening), for a reader of another language its gist (`rag.enrichment`);
+    (else the passage's opening), for a reader of another language its gist (`rag.ingest.enrichment`);
     marked when it does not back the claim that cites it."""
     who = citation.get("attribution") or citation.get("speaker") or "Unattributed"
     where = shorten(citation.get("title") or citation["source"], TITLE_CHARS)

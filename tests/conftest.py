@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.e5_convert import converted_model_dir
+from rag.index.e5_convert import converted_model_dir
 from rag.factory import build_pipeline
 from rag.pipeline import Pipeline
 from rag.settings import BUNDLED_CORPUS, Settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answerability import foreign_topic, missing_answer_type, unknown_names
+from rag.retrieve.coverage import foreign_topic, missing_answer_type, unknown_names
 from rag.speakers import default_speakers
 
 

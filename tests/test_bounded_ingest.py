@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import rag.index
-from rag import ingest as ingest_module
+import rag.index.corpus
+from rag.ingest import build as ingest_module
 from rag.factory import build_index, build_pipeline
-from rag.index import best_rows, searchable_text
+from rag.index.corpus import best_rows, searchable_text
 from tests.conftest import indexed_pipeline
 from tests.test_faults import write_talks
 from vectorstore import chroma
@@ -142,10 +142,10 @@ def test_ingest_saves_the_bm25_index_so_start_up_loads_it_and_dropped_versions_t
         raise AssertionError("the BM25 index was rebuilt")
 
     with monkeypatch.context() as patch:
-        patch.setattr(rag.index, "tokenize", no_tokenizing)
+        patch.setattr(rag.index.corpus, "tokenize", no_tokenizing)
         index = build_index(settings)  # a new process's start-up, right after the ingest
         loaded = index.lexical, index.glossed
-    built = rag.index.build_lexical(pipe.index.chunks)
+    built = rag.index.corpus.build_lexical(pipe.index.chunks)
     for saved, fresh in zip(loaded, built):
         assert saved.ids == fresh.ids and (saved.matrix != fresh.matrix).nnz == 0
         assert saved.df == fresh.df and saved.extras == fresh.extras

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag.chunking import WINDOW_TOKENS, chunk_turns, count_tokens, sentence_windows
-from rag.parsing import parse_file
+from rag.ingest.chunking import WINDOW_TOKENS, chunk_turns, count_tokens, sentence_windows
+from rag.ingest.parsing import parse_file
 from rag.text import comparable, sentences
 from tests.conftest import CORPUS_FILES
 

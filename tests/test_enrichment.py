@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from rag.chunking import current_id
-from rag.enrichment import GIVE_UP_AFTER, content_key
+from rag.ingest.chunking import current_id
+from rag.ingest.enrichment import GIVE_UP_AFTER, content_key
 from rag.factory import build_pipeline
 from rag.lexicon import tokenize
 from rag.models import Chunk, Passage

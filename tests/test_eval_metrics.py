@@ -21,11 +21,11 @@ from eval.metrics import (
 )
 from eval.report import compare_runs, quality_metrics, threshold_names
 from eval.run import score
-from rag.citations import answer_body
-from rag.citations import split_claims as split_any_claims
+from rag.answer.citations import answer_body
+from rag.answer.citations import split_claims as split_any_claims
 from rag.prompts import framing_phrases
 from rag.settings import BUNDLED_CORPUS
-from rag.support import Bridge, _glossary_phrases, containment, windows
+from rag.answer.support import Bridge, _glossary_phrases, containment, windows
 
 DARIO = "002_536a685dcacd8e2b.txt"
 AMANDA_BILINGUAL = "001_b20dc5de5308e2ee.txt"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.followups import Condenser
+from rag.retrieve.followups import Condenser
 from rag.speakers import default_speakers
 
 RLHF = [{"role": "user", "content": "What did Dario Amodei say about RLHF?"},

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rag import chunking
+from rag.ingest import chunking
 from rag.errors import UserError
 from rag.factory import build_pipeline
 from rag.settings import Settings

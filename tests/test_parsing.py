@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rag.models import EDITORIAL, NARRATOR
-from rag.parsing import IngestError, parse_file, parse_text
+from rag.ingest.parsing import IngestError, parse_file, parse_text
 from rag.settings import BUNDLED_CORPUS
 from rag.text import comparable
 

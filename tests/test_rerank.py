@@ -13,7 +13,7 @@ import torch
 from rag.errors import ConfigError
 from rag.factory import build_pipeline
 from rag.models import Chunk, Passage
-from rag.rerank import CrossEncoderReranker
+from rag.retrieve.rerank import CrossEncoderReranker
 
 QUESTION = "When did Dario Amodei first start working in AI?"
 

@@ -6,7 +6,7 @@ import pytest
 
 from rag.models import NON_PERSON_SPEAKERS
 from rag.events import Retrieved
-from rag.retrieval import HybridRetriever, UnknownSpeaker
+from rag.retrieve.hybrid import HybridRetriever, UnknownSpeaker
 from rag.speakers import Aliases, default_speakers
 
 SOURCE_000 = "000_55e02b4d6beaaafa.txt"

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from slack_bolt import BoltContext
 
 from rag.factory import build_index
-from rag.ingest import FileLimits, ingest
+from rag.ingest.build import FileLimits, ingest
 from rag.settings import Settings
 from slackbot.app import SlackBot
 from slackbot.blocks import MAX_BLOCKS, SECTION_CHARS, answer_messages, from_slack, source_line

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from html import escape
 
-from rag.answering import fallback_notice
+from rag.answer.answerers import fallback_notice
 from rag.events import Retrieved
 from rag.lexicon import topic_terms
 from rag.models import Answer, Chunk, Passage, SearchResult
@@ -101,7 +101,7 @@ def passage_card(passage: Passage, anchor: str, label: str, language: str, neigh
                  sentence: str | None = None, supported: bool | None = None) -> str:
     """One source: who and on what, where from, the quote (`sentence`, the cited one, marked), the
     English original beside the Chinese for the bilingual file, for an English reader the gist of
-    a Chinese passage (`rag.enrichment`), and the turns around it on request."""
+    a Chinese passage (`rag.ingest.enrichment`), and the turns around it on request."""
     chunk = passage.chunk
     shown = passage.shown_text or chunk.text
     flag = ('<span class="unsupported" title="The citation check found no support for the sentence citing it">'

@@ -8,7 +8,7 @@ leaves anyone with half an index, and the next ingest drops what a killed one le
 ingest embedded is not lost, though: new passages are embedded in bounded batches, each committed
 to the embedding cache (`vectorstore.embedding_cache`) before the next, and the next ingest takes
 them from there.
-Stored LLM enrichments of Chinese chunks (`rag.enrichment`) are attached to the chunks they
+Stored LLM enrichments of Chinese chunks (`rag.ingest.enrichment`) are attached to the chunks they
 belong to on every ingest; with a writer (`rag ingest --enrich`) the missing ones are written
 first, before anything is published.
 One ingest at a time per data directory (`ingest_lock`).
@@ -32,16 +32,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from rag.errors import UserError
+from rag.index.corpus import CorpusIndex, searchable_text
+from rag.index.embeddings import Embedder
+from rag.ingest.chunking import chunk_turns, current_id, window_texts
+from rag.ingest.enrichment import EnrichmentReport, EnrichmentWriter, enrich
+from rag.ingest.parsing import IngestError, iter_text_files, parse_file
+from rag.models import Chunk, chunk_metadata
+from rag.settings import BUNDLED_CORPUS
 from vectorstore.store import Version, check_embedder
-
-from .chunking import chunk_turns, current_id, window_texts
-from .embeddings import Embedder
-from .enrichment import EnrichmentReport, EnrichmentWriter, enrich
-from .errors import UserError
-from .index import CorpusIndex, searchable_text
-from .models import Chunk, chunk_metadata
-from .parsing import IngestError, iter_text_files, parse_file
-from .settings import BUNDLED_CORPUS
 
 _BUNDLED = "bundled:"
 

@@ -16,12 +16,12 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 
-from .citations import MARKER
-from .lexicon import tokenize
-from .llm import ChatBackend
-from .prompts import load_prompt
-from .speakers import SpeakerTable
-from .text import without_spans
+from rag.lexicon import tokenize
+from rag.llm.backends import ChatBackend
+from rag.models import MARKER
+from rag.prompts import load_prompt
+from rag.speakers import SpeakerTable
+from rag.text import without_spans
 
 log = logging.getLogger(__name__)
 

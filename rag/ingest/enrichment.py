@@ -33,13 +33,12 @@ from dataclasses import dataclass, replace
 
 from tqdm import tqdm
 
+from rag.ingest.chunking import current_id
+from rag.llm.backends import ChatBackend, within
+from rag.models import Chunk
+from rag.prompts import load_prompt
+from rag.text import detect_language
 from vectorstore.enrichment_store import EnrichmentStore
-
-from .chunking import current_id
-from .llm import ChatBackend, within
-from .models import Chunk
-from .prompts import load_prompt
-from .text import detect_language
 
 log = logging.getLogger(__name__)
 

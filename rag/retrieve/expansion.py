@@ -12,10 +12,9 @@ import logging
 from collections import OrderedDict
 from threading import Lock
 
-from .answering import LANGUAGE_NAMES
-from .llm import ChatBackend, within
-from .prompts import load_prompt
-from .text import detect_language
+from rag.llm.backends import ChatBackend, within
+from rag.prompts import LANGUAGE_NAMES, load_prompt
+from rag.text import detect_language
 
 log = logging.getLogger(__name__)
 

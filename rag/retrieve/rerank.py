@@ -8,8 +8,8 @@ top `pool` passages, and it is off unless `RAG_RERANKER_MODEL` names a local Cro
 
 from __future__ import annotations
 
-from .errors import ConfigError
-from .models import Passage
+from rag.errors import ConfigError
+from rag.models import Passage
 
 
 class CrossEncoderReranker:

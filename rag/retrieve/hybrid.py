@@ -10,7 +10,7 @@ The parts and why they are here:
   contain their name, so it would only pull in headings and summaries. "Who said…" questions
   are not boosted. An explicit speaker filter wins over both.
 - MMR keeps the overlapping translations and summaries from filling the top-k with one idea.
-- Chunks enriched at ingest (`rag.enrichment`) also score by their English questions and gist:
+- Chunks enriched at ingest (`rag.ingest.enrichment`) also score by their English questions and gist:
   densely as windows of the chunk, lexically through a BM25 index of their own that English
   questions search. Without enrichment that list is empty and the ranking is what it was.
 """
@@ -23,14 +23,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .answerability import foreign_topic, missing_answer_type, missing_name, unknown_names
-from .embeddings import Embedder
-from .errors import UserError
-from .index import CorpusIndex, best_rows
-from .lexicon import glossary, stem, stopwords, tokenize
-from .models import NON_PERSON_SPEAKERS, Chunk, Passage, QueryPlan, SearchResult
-from .speakers import Aliases, SpeakerTable
-from .text import detect_language, has_cjk, without_spans
+from rag.errors import UserError
+from rag.index.corpus import CorpusIndex, best_rows
+from rag.index.embeddings import Embedder
+from rag.lexicon import glossary, stem, stopwords, tokenize
+from rag.models import NON_PERSON_SPEAKERS, Chunk, Passage, QueryPlan, SearchResult
+from rag.retrieve.coverage import (
+    foreign_topic,
+    missing_answer_type,
+    missing_name,
+    unknown_names,
+)
+from rag.speakers import Aliases, SpeakerTable
+from rag.text import detect_language, has_cjk, without_spans
 
 _WHO_SAID = re.compile(r"^\s*(who\b|which (guest|person|speaker)\b)|谁|哪位|哪一位", re.IGNORECASE)
 _ENGLISH_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’-]*")
@@ -59,7 +64,7 @@ class Tuning:
     pseudo_query_weight: float = 1.0  # dense search with the question's glossary terms in Chinese
     gloss_weight: float = 0.5  # English question words against the English glosses of Chinese chunks
     translation_weight: float = 1.0  # each list from the LLM's translation of the question
-    enrichment_weight: float = 1.0  # English question words against the chunks' LLM enrichment (rag.enrichment)
+    enrichment_weight: float = 1.0  # English question words against the chunks' LLM enrichment (rag.ingest.enrichment)
     common_in_chinese_df: int = 5  # an English word this frequent in the Chinese files needs no translation
     speaker_boost: float = 0.02  # added to the fused score of the named person's own words
     subject_boost: float = 0.01  # … and of summaries about them

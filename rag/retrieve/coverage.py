@@ -1,4 +1,5 @@
-"""Signs that the interviews cannot answer a question, whatever the retrieval scores say.
+"""Does the corpus cover the question? Signs that the interviews cannot answer it, whatever the
+retrieval scores say, and what an answer would quote from each passage.
 
 Retrieval always returns its nearest passages, and for a question on a near-miss topic they
 look as good as for a real one. These checks look instead for what would have to be in the
@@ -16,23 +17,24 @@ corpus for an answer to exist:
 
 from __future__ import annotations
 
-import logging
 import re
-import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from functools import lru_cache
 
-from .answering import ExtractiveAnswerer
-from .index import CorpusIndex
-from .lexicon import cedict_glosses, common_chinese_words, glossary, proper_nouns, segment, stem, stopwords
-from .llm import ChatBackend, within
-from .models import Passage, SearchResult
-from .prompts import load_prompt
-from .speakers import RESOURCES, SpeakerTable
-from .text import CJK, has_cjk
-
-log = logging.getLogger(__name__)
+from rag.index.corpus import CorpusIndex
+from rag.lexicon import (
+    cedict_glosses,
+    common_chinese_words,
+    glossary,
+    proper_nouns,
+    segment,
+    stem,
+    stopwords,
+    tokenize,
+)
+from rag.models import Passage
+from rag.speakers import RESOURCES, SpeakerTable
+from rag.text import CJK, has_cjk, sentences
 
 _NAME_OR_IDENTIFIER = re.compile(rf"[A-Za-z][A-Za-z0-9.'’-]*[A-Za-z0-9]|[{CJK}]+")
 # "Claude 3.7", "Sonnet 3.5", "3.5 Haiku": a capitalised name next to a short version number
@@ -239,10 +241,35 @@ def missing_answer_type(question: str, evidence: Iterable[str]) -> str | None:
     return None
 
 
+def best_quote(passage: Passage, terms: dict[str, float], max_chars: int = 220) -> tuple[str, float]:
+    """The sentence(s) sharing most with the question, and that overlap: what an answer quotes
+    from the passage, and so what the answerability check reads."""
+    text = passage.shown_text or passage.chunk.text
+    # sentence by sentence within paragraphs: a quote never runs across a heading or list line
+    numbered = [
+        (n, sentence) for n, para in enumerate(text.split("\n")) for sentence in sentences(para)
+    ] or [(0, text)]
+    scored = []
+    for i, (_, sentence) in enumerate(numbered):
+        tokens = set(tokenize(sentence))
+        overlap = sum(w for t, w in terms.items() if t in tokens)
+        question_penalty = 0.5 if sentence.rstrip().endswith(("?", "？")) else 0.0
+        scored.append((overlap - question_penalty - 0.01 * i, overlap, i))
+    _, overlap, best = max(scored)
+    paragraph, quote = numbered[best]
+    # a very short sentence says little alone: carry on into the next one of its paragraph
+    if (best + 1 < len(numbered) and numbered[best + 1][0] == paragraph
+            and len(quote) < (40 if passage.chunk.language == "zh" else 90)):
+        gap = "" if passage.chunk.language == "zh" and passage.shown_text == passage.chunk.text else " "
+        quote += gap + numbered[best + 1][1]
+    if len(quote) > max_chars:
+        quote = quote[: max_chars].rstrip() + "…"
+    return quote, overlap
+
+
 def quoted_evidence(passages: list[Passage], terms: dict[str, float], count: int = 3) -> list[str]:
     """What an answer would quote from the best `count` passages: the best sentence of each."""
-    answerer = ExtractiveAnswerer()
-    return [answerer.best_quote(p, terms)[0] for p in passages[:count]]
+    return [best_quote(p, terms)[0] for p in passages[:count]]
 
 
 def missing_name(question: str, passages: list[Passage], terms: dict[str, float]) -> bool:
@@ -261,53 +288,3 @@ def missing_name(question: str, passages: list[Passage], terms: dict[str, float]
             if before and before[-1] not in _SENTENCE_END and m.group(0).lower() not in asked:
                 return False
     return True
-
-
-@dataclass
-class CheckResult:
-    """The LLM's verdict on the best passages: `states_answer` None when it gave none in time."""
-
-    states_answer: bool | None
-    ms: float
-    fallback: str | None = None  # why the offline decision stands (timeout, failure, empty reply)
-
-    def to_json(self) -> dict:
-        return {"states_answer": self.states_answer, "ms": round(self.ms, 1), "fallback": self.fallback}
-
-
-class AnswerabilityCheck:
-    """With an LLM: do the best passages state what the question asks? A near miss ("what did
-    Amanda name her stolen bike?") retrieves passages naming all the right things, so only
-    reading tells. One short call on what an answer would quote from the top passages (a small
-    local model reads slowly; whole passages cost it minutes on a CPU): the model copies the
-    words that answer or says NONE, and only its first words are read. On a timeout, a failure
-    or an empty reply the offline decision stands."""
-
-    PASSAGES = 3
-    MAX_TOKENS = 4  # NONE, or the start of a quote
-
-    def __init__(self, backend: ChatBackend, timeout: float):
-        self.backend = backend
-        self.timeout = timeout
-
-    def check(self, result: SearchResult) -> CheckResult:
-        started = time.perf_counter()
-        try:
-            states = within(self.timeout, lambda: self._ask(result))
-            fallback = None if states is not None else "empty reply"
-        except TimeoutError:
-            states, fallback = None, f"no verdict within {self.timeout:g} s (RAG_LLM_CHECK_TIMEOUT)"
-        except Exception as exc:  # the offline decision still stands
-            states, fallback = None, f"check failed: {type(exc).__name__}"
-        if fallback:
-            log.warning("answerability check: %s; answering on retrieval alone", fallback)
-        return CheckResult(states, (time.perf_counter() - started) * 1000, fallback)
-
-    def _ask(self, result: SearchResult) -> bool | None:
-        quotes = quoted_evidence(result.passages, result.plan.terms, self.PASSAGES)
-        blocks = "\n\n".join(f"[{n}] {quote}" for n, quote in enumerate(quotes, 1))
-        messages = load_prompt("answerable").messages(question=result.plan.question, passages=blocks)
-        reply = "".join(self.backend.stream(messages, max_tokens=self.MAX_TOKENS)).strip(" \n\"'*.:")
-        if not reply:
-            return None
-        return reply.split()[0].lower().strip(".,") not in ("none", "no")

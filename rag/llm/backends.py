@@ -22,8 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from .errors import ConfigError
-from .settings import Settings
+from rag.errors import ConfigError
+from rag.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ def _llamacpp(settings: Settings) -> ChatBackend:
         raise ConfigError(f"RAG_LLM=llamacpp needs RAG_LLM_MODEL set to a GGUF file; {str(path)!r} is not one.")
 
     def build():
-        from .llamacpp_chat import LlamaCppChat
+        from rag.llm.llamacpp_chat import LlamaCppChat
 
         return LlamaCppChat(model_path=str(path), n_ctx=settings.llm_context_window, n_threads=settings.llm_threads,
                             max_tokens=settings.llm_max_tokens, temperature=settings.llm_temperature)

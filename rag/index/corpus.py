@@ -17,15 +17,14 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from rag.caching import shared_cached_property
+from rag.lexicon import dictionary_bridge, english_glosses, tokenize
+from rag.models import Chunk, chunk_from_metadata
 from vectorstore.embedding_cache import EmbeddingCache
 from vectorstore.enrichment_store import EnrichmentStore
 from vectorstore.lexical import BM25Index
 from vectorstore.snapshot import SnapshotWriter, VersionSnapshot, forget_snapshot
 from vectorstore.store import Version, VersionedStore
-
-from .caching import shared_cached_property
-from .lexicon import dictionary_bridge, english_glosses, tokenize
-from .models import Chunk, chunk_from_metadata
 
 
 @cache
@@ -70,7 +69,7 @@ LexicalIndexes = tuple[BM25Index, BM25Index, BM25Index]  # the chunks, their Eng
 
 def build_lexical(chunks: dict[str, Chunk]) -> LexicalIndexes:
     """BM25 over the chunks' searchable text, over the English glosses of each Chinese chunk
-    (empty for the bilingual file), and over each chunk's LLM enrichment (`rag.enrichment`;
+    (empty for the bilingual file), and over each chunk's LLM enrichment (`rag.ingest.enrichment`;
     empty for chunks without)."""
     ids = sorted(chunks)
     docs = [tokenize(searchable_text(chunks[i])) for i in ids]

@@ -16,14 +16,12 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from .models import Claim
-from .text import sentences
+from rag.models import MARKER, MARKER_NUMBERS, Claim
+from rag.text import sentences
 
-_NUMBERS = r"\d{1,3}(?:\s*[-–]\s*\d{1,3})?(?:\s*[,，、;；]\s*\d{1,3}(?:\s*[-–]\s*\d{1,3})?)*"
-MARKER = re.compile(rf"[\[【]\s*(?P<numbers>{_NUMBERS})\s*[\]】](?P<link>\([^)\s]*\))?")
 _CODE = re.compile(r"```.*?(?:```|$)|`[^`\n]*`", re.DOTALL)
 # what may still grow into a marker (or a marker's link target) at the end of a streamed draft
-_PARTIAL_TAIL = re.compile(rf"(?:[\[【][\d\s,，、;；\-–]{{0,16}}|[\[【]\s*{_NUMBERS}\s*[\]】](?:\([^)\s]*)?)$")
+_PARTIAL_TAIL = re.compile(rf"(?:[\[【][\d\s,，、;；\-–]{{0,16}}|[\[【]\s*{MARKER_NUMBERS}\s*[\]】](?:\([^)\s]*)?)$")
 _OPEN_FENCE = re.compile(r"`+$")
 _SPACE_TAIL = re.compile(r"\s+$")  # held: a marker that turns out invalid takes the gap before it
 

@@ -17,12 +17,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from .chunking import count_tokens
-from .lexicon import tokenize
-from .llm import ChatBackend, Messages
-from .models import EDITORIAL, NARRATOR, Passage, QueryPlan, SearchResult
-from .prompts import load_phrases, load_prompt
-from .text import sentences
+from rag.ingest.chunking import count_tokens
+from rag.llm.backends import ChatBackend, Messages
+from rag.models import EDITORIAL, NARRATOR, Passage, QueryPlan, SearchResult
+from rag.prompts import LANGUAGE_NAMES, load_phrases, load_prompt
+from rag.retrieve.coverage import best_quote
 
 NOT_COVERED = "NOT COVERED"  # the answer prompt's reply when the passages don't answer
 
@@ -41,9 +40,6 @@ class Answerer(Protocol):
 
 
 _INTERVIEWERS = {"Lex Fridman", "Host"}
-LANGUAGE_NAMES = {"en": "English", "zh": "Chinese (简体中文)"}
-
-
 class ExtractiveAnswerer:
     name = "extractive"
     model = None
@@ -83,7 +79,7 @@ class ExtractiveAnswerer:
         about_guest = plan.speaker is not None and plan.speaker not in _INTERVIEWERS
         quotable = []
         for passage in result.passages:
-            quote, overlap = self.best_quote(passage, plan.terms)
+            quote, overlap = best_quote(passage, plan.terms, self.max_quote_chars)
             if overlap > 0 or passage is result.passages[0]:
                 quotable.append((passage, quote))
 
@@ -96,31 +92,6 @@ class ExtractiveAnswerer:
             return (2 if passage.chunk.speaker in _INTERVIEWERS else 1), passage.rank
 
         return sorted(quotable, key=order)[: self.max_citations]
-
-    def best_quote(self, passage: Passage, terms: dict[str, float]) -> tuple[str, float]:
-        """The sentence(s) sharing most with the question, and that overlap: what an answer quotes
-        from the passage, and so what the answerability check reads."""
-        text = passage.shown_text or passage.chunk.text
-        # sentence by sentence within paragraphs: a quote never runs across a heading or list line
-        numbered = [
-            (n, sentence) for n, para in enumerate(text.split("\n")) for sentence in sentences(para)
-        ] or [(0, text)]
-        scored = []
-        for i, (_, sentence) in enumerate(numbered):
-            tokens = set(tokenize(sentence))
-            overlap = sum(w for t, w in terms.items() if t in tokens)
-            question_penalty = 0.5 if sentence.rstrip().endswith(("?", "？")) else 0.0
-            scored.append((overlap - question_penalty - 0.01 * i, overlap, i))
-        _, overlap, best = max(scored)
-        paragraph, quote = numbered[best]
-        # a very short sentence says little alone: carry on into the next one of its paragraph
-        if (best + 1 < len(numbered) and numbered[best + 1][0] == paragraph
-                and len(quote) < (40 if passage.chunk.language == "zh" else 90)):
-            gap = "" if passage.chunk.language == "zh" and passage.shown_text == passage.chunk.text else " "
-            quote += gap + numbered[best + 1][1]
-        if len(quote) > self.max_quote_chars:
-            quote = quote[: self.max_quote_chars].rstrip() + "…"
-        return quote, overlap
 
     @staticmethod
     def _speaks_for(passage: Passage, person: str) -> bool:
@@ -141,7 +112,7 @@ class ExtractiveAnswerer:
 
 
 def abstention(plan: QueryPlan, language: str) -> str:
-    """ "Not covered", and what the interviews lack when retrieval found out (rag/answerability.py)."""
+    """ "Not covered", and what the interviews lack when retrieval found out (rag/retrieve/coverage.py)."""
     phrases = load_phrases()["zh" if language == "zh" else "en"]
     missing = ""
     if plan.never_mentioned:
