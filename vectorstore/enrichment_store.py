@@ -21,7 +21,7 @@ class EnrichmentStore(SqliteFile):
 
     def get(self, keys: list[str]) -> dict[str, dict]:
         """The stored records of these keys (missing keys are left out)."""
-        if self._db is None and not self.path.exists():
+        if not self.path.exists():
             return {}  # never enriched: no file is made
         found: dict[str, dict] = {}
         for part, marks in key_batches(keys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -18,24 +19,28 @@ def key_batches(keys: Sequence) -> Iterator[tuple[list, str]]:
 
 class SqliteFile:
     """Opened on first use with `SCHEMA` applied; a file that is not a database (damaged,
-    truncated) is started afresh, since what it held can be made again."""
+    truncated) is started afresh, since what it held can be made again. Each thread gets its own
+    connection (SQLite's may not cross threads): `rag serve` indexes in a background thread, and
+    a later ingest may come from another."""
 
     SCHEMA: str = ""
 
     def __init__(self, path: Path):
         self.path = path
-        self._db: sqlite3.Connection | None = None
+        self._local = threading.local()
 
     @property
     def db(self) -> sqlite3.Connection:
-        if self._db is None:
+        db = getattr(self._local, "db", None)
+        if db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             try:
-                self._db = self._open()
+                db = self._open()
             except sqlite3.DatabaseError:
                 self.path.unlink(missing_ok=True)
-                self._db = self._open()
-        return self._db
+                db = self._open()
+            self._local.db = db
+        return db
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path)
