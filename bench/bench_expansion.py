@@ -9,11 +9,12 @@ asks every question twice through the real pipeline:
 Answers are written by quotes in both runs (an LLM answer would cost minutes per question on a
 CPU and does not change retrieval), so "refused" is the pipeline's abstention before answering.
 
-Sets: batch 6 of the blind probes (dev and test halves: hit@5 on the answerable ones, refusals
-on both kinds) and the own eval set (`eval/questions.jsonl`, hit@5 on its answerable questions).
+Sets: the fresh blind batches, 6 and 7 (dev and test halves: hit@5 on the answerable ones,
+refusals on both kinds), and the own eval set (`eval/questions.jsonl`, hit@5 on its answerable
+questions). A test half is counted, never printed.
 
     python bench/bench_expansion.py --base-url http://127.0.0.1:8714/v1 [--sets blind-dev,blind-test,own]
-        [--every N] [--timeout 300] [--no-check | --no-expansion] [--label NAME]
+        [--batches 6,7] [--every N] [--timeout 300] [--no-check | --no-expansion] [--label NAME]
 
 Writes bench/results/expansion-<label>.json and prints a table. Needs a built index (RAG_DATA_DIR).
 """
@@ -38,18 +39,21 @@ from rag.prompts import load_prompt  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 
-def question_sets(names: list[str], every: int, near_misses: bool) -> list[dict]:
+def question_sets(names: list[str], every: int, near_misses: bool, batches: list[int]) -> list[dict]:
     """Rows {set, id, question, history, answerable, language, gold(chunk)}: every `every`-th
     answerable question of each set (a CPU too slow for all of them measures a fixed sample),
-    and all of batch 6's near misses (few) when refusals are measured (they have no gold, no hit@5)."""
+    and all of a blind half's near misses (few) when refusals are measured (they have no gold, no
+    hit@5). Blind sets are named by batch and half: blind6-dev, blind7-test."""
     rows = []
     probes = [(p, True) for p in load_probes("answerable.jsonl")]
     probes += [(p, False) for p in load_probes("unanswerable.jsonl")] if near_misses else []
-    for half in ("dev", "test"):
-        if f"blind-{half}" in names:
-            half_probes = [(p, a) for p, a in probes if p.get("batch") == 6 and p["split"] == half]
+    for batch in batches:
+        for half in ("dev", "test"):
+            if f"blind-{half}" not in names:
+                continue
+            half_probes = [(p, a) for p, a in probes if p.get("batch") == batch and p["split"] == half]
             chosen = [(p, a) for p, a in half_probes if a][::every] + [(p, a) for p, a in half_probes if not a]
-            rows += [{"set": f"blind-{half}", "id": p["id"], "question": p["question"], "history": [],
+            rows += [{"set": f"blind{batch}-{half}", "id": p["id"], "question": p["question"], "history": [],
                       "answerable": a, "language": p["language"],
                       "gold": (lambda chunk, p=p: covers_evidence(p, chunk)) if a else None} for p, a in chosen]
     if "own" in names:
@@ -106,6 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-url", required=True, help="OpenAI-compatible server, e.g. http://127.0.0.1:8714/v1")
     parser.add_argument("--sets", default="blind-dev,blind-test,own")
+    parser.add_argument("--batches", default="6,7", help="the blind batches whose halves blind-dev/blind-test take")
     parser.add_argument("--every", type=int, default=1, help="every N-th answerable question of each set (a fixed sample)")
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="expansion and check timeout, s (generous: a slow CPU measures the model, not the timeout)")
@@ -122,13 +127,14 @@ def main() -> None:
     llm.index, llm.embedder, llm.retriever = offline.index, offline.embedder, offline.retriever
     llm.answerer = llm.extractive  # quotes: the LLM only searches and checks
 
-    rows = question_sets(args.sets.split(","), args.every, near_misses=not args.no_check)
+    rows = question_sets(args.sets.split(","), args.every, near_misses=not args.no_check,
+                         batches=[int(b) for b in args.batches.split(",")])
     out = ROOT / "bench" / "results" / f"expansion-{args.label}.json"
     started = time.perf_counter()
     for i, row in enumerate(rows, 1):
         row["offline"], row["llm"] = run(offline, row), run(llm, row)
         gold = row.pop("gold")
-        seen = "" if row["set"] == "blind-test" else f" {row['llm']['expanded_queries']} {row['llm']['check']}"
+        seen = "" if row["set"].endswith("-test") else f" {row['llm']['expanded_queries']} {row['llm']['check']}"
         print(f"[{i}/{len(rows)} {time.perf_counter() - started:.0f}s] {row['id']} "
               f"hit {row['offline']['hit5']}→{row['llm']['hit5']} refused {row['offline']['refused']}→"
               f"{row['llm']['refused']}{seen}", flush=True)  # the test half is counted, never read

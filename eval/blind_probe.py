@@ -1,11 +1,12 @@
 """Abstention on questions written blind to the abstention rules: `python -m eval.blind_probe`.
 
 The 13 unanswerable questions of `questions.jsonl` were read while `rag/retrieve/coverage.py` was
-written, so they flatter it. `blind_probes/` holds 86 unanswerable questions and 212
-answerable ones, written in six batches by helpers who never saw the rules (eval/README.md
-says what each batch is and when it was read); batch 6 is split into a dev half and a test half
-that is only ever counted. Each answerable probe also measures retrieval (hit@5 on its evidence). Re-run this after touching abstention; it uses the
-index `Settings` points at (RAG_DATA_DIR), indexing the bundled interviews first if it is empty.
+written, so they flatter it. `blind_probes/` holds 106 unanswerable questions and 284
+answerable ones, written in seven batches by helpers who never saw the rules (eval/README.md
+says what each batch is and when it was read); batches 6 and 7 are split into a dev half and a
+test half that is only ever counted. Each answerable probe also measures retrieval (hit@5 on its
+evidence). Re-run this after touching retrieval or abstention; it uses the index `Settings`
+points at (RAG_DATA_DIR), indexing the bundled interviews first if it is empty.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def evidence_hit(probe: dict, passages) -> bool:
 
 
 def _group(probe: dict) -> str:
-    """Batch 6 on is split into a dev half (may be read) and a test half (only counted)."""
+    """Batches 6 and 7 are split into a dev half (may be read) and a test half (only counted)."""
     batch = probe.get("batch", 1)
     return f"batch {batch}" + (f" {probe['split']}" if "split" in probe else "")
 
@@ -59,7 +60,9 @@ def main() -> None:
         u = [q["id"] for q in unanswerable if _group(q) == group]
         a = [q["id"] for q in answerable if _group(q) == group]
         parts = [f"unanswerable that abstain {len(set(u) - kept)}/{len(u)}"] if u else []
-        parts += [f"answerable that abstain {len(refused & set(a))}/{len(a)}", f"hit@5 {len(hits & set(a))}/{len(a)}"] if a else []
+        english = {q["id"] for q in answerable if _group(q) == group and q["language"] == "en"}
+        parts += [f"answerable that abstain {len(refused & set(a))}/{len(a)}", f"hit@5 {len(hits & set(a))}/{len(a)}",
+                  f"English {len(hits & english)}/{len(english)}"] if a else []
         print(f"{group}: " + ", ".join(parts))
     print(f"all:     unanswerable that abstain {len(unanswerable) - len(kept)}/{len(unanswerable)}, "
           f"answerable that abstain {len(refused)}/{len(answerable)}, hit@5 {len(hits)}/{len(answerable)}")

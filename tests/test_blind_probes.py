@@ -3,6 +3,8 @@ and every answerable probe's evidence is a verbatim quote of its source file."""
 
 from __future__ import annotations
 
+import pytest
+
 from eval.blind_probe import load_probes
 from rag.settings import BUNDLED_CORPUS
 
@@ -17,13 +19,21 @@ def test_blind_probes_are_valid():
                 assert row["evidence"] in (BUNDLED_CORPUS / row["source"]).read_text(encoding="utf-8"), row["id"]
 
 
-def test_quality_gate_on_the_fresh_blind_batch_test_half(pipeline):
-    """Batch 6's test half (written blind, counted, never read): retrieval and abstention must not
-    fall below what this release measured (README "Quality": hit@5 0.833, answerable refused 2/36)."""
+# What this release measured on each fresh batch's test half (README "Quality"): hit@5 and
+# answerable refused, both of 36; the floors sit one probe under, so a single regression shows.
+MEASURED_TEST_HALVES = {6: (30, 2), 7: (30, 2)}
+
+
+@pytest.mark.parametrize("batch", sorted(MEASURED_TEST_HALVES))
+def test_quality_gate_on_the_fresh_blind_batch_test_half(pipeline, batch):
+    """A fresh batch's test half (written blind, counted, never read): retrieval and abstention
+    must not fall below what this release measured."""
     from eval.blind_probe import evidence_hit
 
-    answerable = [q for q in load_probes("answerable.jsonl") if q.get("batch") == 6 and q["split"] == "test"]
+    answerable = [q for q in load_probes("answerable.jsonl") if q.get("batch") == batch and q["split"] == "test"]
     answers = [pipeline.ask(q["question"]) for q in answerable]
-    hit5 = sum(evidence_hit(q, a.passages[:5]) for q, a in zip(answerable, answers)) / len(answerable)
-    refused = sum(a.abstained for a in answers) / len(answerable)
-    assert hit5 >= 0.80 and refused <= 0.09, (hit5, refused)
+    hits = sum(evidence_hit(q, a.passages[:5]) for q, a in zip(answerable, answers))
+    refused = sum(a.abstained for a in answers)
+    measured_hits, measured_refused = MEASURED_TEST_HALVES[batch]
+    assert len(answerable) == 36
+    assert hits >= measured_hits - 1 and refused <= measured_refused + 1, (hits, refused)
