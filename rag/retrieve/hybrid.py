@@ -31,6 +31,7 @@ from rag.models import NON_PERSON_SPEAKERS, Chunk, Passage, QueryPlan, SearchRes
 from rag.retrieve.coverage import (
     foreign_topic,
     missing_answer_type,
+    missing_count,
     missing_name,
     unknown_names,
 )
@@ -256,6 +257,8 @@ class HybridRetriever:
             question, (p.chunk.text + (p.chunk.parallel_text or "") for p in passages[:k]))
         if plan.missing_answer_type is None and missing_name(question, passages[:k], plan.terms):
             plan.missing_answer_type = "name"
+        if plan.missing_answer_type is None and missing_count(question, passages[:k], plan.terms):
+            plan.missing_answer_type = "count"
         return SearchResult(plan, passages[:k], self._confidence(best_dense, lexical_hits, plan))
 
     def _lexical_hits(self, bm25, terms: dict[str, float], allowed: Callable[[Chunk], bool] | None) -> list[tuple[str, float]]:
