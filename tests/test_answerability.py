@@ -26,6 +26,10 @@ from rag.speakers import default_speakers
         ("In 2 years, will models reach ASL-3?", []),
         ("阿莫迪怎么看规模化定律？", []),
         ("What did Dario say about Gemini 2.5?", ["Gemini"]),  # named once, not again with its version
+        # a model's name and a capitalised word they never put after it is a product they never mention
+        ("Claude Code 是什么时候推出的？", ["Claude Code"]),
+        ("What did Dario say about Claude Code?", ["Claude Code"]),
+        ("What does Dario say about Claude Opus?", []),  # a model the interviews name
         # a capitalised word next to a number is not a model version
         ("Give 3 examples of what Amanda says about character", []),
         ("Name 2 risks Dario worries about", []),
@@ -142,6 +146,11 @@ def test_a_count_asked_for_must_be_stated_beside_the_question_words(pipeline):
                      "Amanda 刚进 Anthropic 的时候公司才几个人？"):
         answered = pipeline.ask(question)
         assert not answered.abstained and answered.query.missing_answer_type is None, question
+    # in the clause that names what is counted: "一千名员工" counts no members of the trust, and
+    # a clause about Dario counts nothing the question asks about Dario
+    for question in ("长期利益信托里一共有几位成员？", "达里奥说的长期利益信托有几个人，都是谁？"):
+        near_miss = pipeline.ask(question)
+        assert near_miss.abstained and near_miss.query.missing_answer_type == "count", question
 
 
 def test_a_title_asked_for_must_be_quoted_as_a_title(pipeline):

@@ -6,13 +6,13 @@ look as good as for a real one. These checks look instead for what would have to
 corpus for an answer to exist:
 - names it never mentions: Peru, GPT-5, 中国, 珠穆朗玛峰;
 - model versions it never mentions: "Claude 3.7 Sonnet" (Claude 3.5 and Sonnet 3.5 are there,
-  3.7 is not);
+  3.7 is not), and products named after a model: "Claude Code";
 - a date, year, amount of money or age the question asks for and the best passages do not
   contain: the interviews mention Claude 4, but the passages about it give no release day; and
   no date, year or month for "when was it published?";
 - a name the question asks for ("what was it called?") that nothing an answer would quote gives,
   and a title ("the title of her dissertation") that nothing it would quote gives as a title;
-- a count the question asks for ("how many parameters…", "几个人") that no sentence of the best
+- a count the question asks for ("how many parameters…", "几个人") that no clause of the best
   passages about the question's words states;
 - a question with no distinctive word of the interviews at all, only words they never use (not
   even by meaning) and the commonest words of Chinese (红烧肉应该怎么做: 应该 and 做 say nothing,
@@ -42,6 +42,8 @@ from rag.text import CJK, has_cjk, sentences
 
 _NAME_OR_IDENTIFIER = re.compile(rf"[A-Za-z][A-Za-z0-9.'’-]*[A-Za-z0-9]|[{CJK}]+")
 # "Claude 3.7", "Sonnet 3.5", "3.5 Haiku": a capitalised name next to a short version number
+# "Claude Code", "Claude Max": a model name and a capitalised word, a product of its own
+_PRODUCT = re.compile(r"(?<![A-Za-z])([A-Z][A-Za-z]+)\s+([A-Z][a-z]+)(?![A-Za-z])")
 _VERSION = re.compile(r"(?<![A-Za-z])([A-Z][A-Za-z]+)\s*(\d{1,2}(?:\.\d)?)(?![\d.]*\d)|(?<![\d.])(\d{1,2}(?:\.\d)?)\s+([A-Z][A-Za-z]+)(?![A-Za-z])")
 
 _ASKS_FOR_DATE = re.compile(r"哪一?天|几月几[日号]|什么日期|哪个日期|\bwhat date\b|\bwhich day\b|\bon what day\b", re.I)
@@ -100,6 +102,7 @@ _QUANTITY = re.compile(
     rf"(?<![A-Za-z\d.-])\d[\d,]*(?:\.\d+)?(?![\d.]*[A-Za-z\d%-])|\d+\s*[万亿千百{_COUNTERS}]"
     rf"|[两二三四五六七八九十百千万亿数][一二三四五六七八九十百千万亿]*\s*[{_COUNTERS}]|\b(?:{_NUMBER_WORD})\b", re.I)
 _NUMBER = re.compile(r"[\d.,]+")
+_CLAUSE_BREAK = re.compile(r"[，,；;：:—（）()]+")
 # a span of time ("一两天", "five years", "三个月") counts things only for a question about time ("干了几年")
 _TIME_UNIT = r"(?:个?(?:年|天|月|周|小时)|\s*(?:years?|days?|months?|weeks?|hours?)\b)"
 _TIME_SPAN = re.compile(rf"(?:\d+|[一两二三四五六七八九十百千几数]+|\b(?:{_NUMBER_WORD}|a few|several))\s*{_TIME_UNIT}", re.I)
@@ -173,7 +176,8 @@ def unknown_names(question: str, index: CorpusIndex, speakers: SpeakerTable) -> 
             # AI-accelerated: only its capitalised parts are names
             if not all(words.known(part) for part in word.split("-") if part[:1].isupper()):
                 unknown.append(word)
-    unknown.extend(v for v in _unknown_versions(question, index) if not any(n in v for n in unknown))
+    unknown.extend(v for v in _unknown_versions(question, index) + _unknown_products(question, index)
+                   if not any(n in v for n in unknown))
     return unknown
 
 
@@ -241,6 +245,20 @@ def _unknown_versions(question: str, index: CorpusIndex) -> list[str]:
         # not \b: Chinese characters are word characters, and "认为Claude 4会" must count
         pattern = rf"(?<![a-z]){n}\s*{v}(?![\d.]*\d)|(?<![\d.]){v}\s*{n}(?![a-z])"
         if not index.mentions(pattern):
+            unknown.append(m.group(0))
+    return unknown
+
+
+def _unknown_products(question: str, index: CorpusIndex) -> list[str]:
+    """A model name followed by a capitalised word the corpus never puts after it: "Claude Code" is
+    a product the interviews never mention, though they use both words ("Claude Opus" is a model,
+    left to `_unknown_versions`)."""
+    unknown = []
+    for m in _PRODUCT.finditer(question):
+        name, product = m.group(1).lower(), m.group(2).lower()
+        if name not in model_families() or product in model_families():
+            continue
+        if not index.mentions(rf"(?<![a-z]){re.escape(name)}\s*{re.escape(product)}(?![a-z])"):
             unknown.append(m.group(0))
     return unknown
 
@@ -333,17 +351,19 @@ def missing_name(question: str, passages: list[Passage], terms: dict[str, float]
 
 
 def missing_count(question: str, passages: list[Passage], terms: dict[str, float], best: int = 3) -> bool:
-    """The question asks how many, and no sentence of the `best` passages that shares a word
-    with it states a quantity the question does not already give. "How many parameters does
-    Claude 3.5 Sonnet have?" finds Sonnet 3.5 compared with Sonnet 3 and Opus 3, and no count: the
-    version numbers and years around it are not one. The whole sentence, not just the quote: the
-    count often sits beside the words that matched ("雇佣10名律师" for "how many lawyers")."""
+    """The question asks how many, and no clause of the `best` passages that shares a word with
+    it states a quantity the question does not already give. "How many parameters does Claude
+    3.5 Sonnet have?" finds Sonnet 3.5 compared with Sonnet 3 and Opus 3, and no count: the
+    version numbers and years around it are not one. Any clause, not just the quote: the count
+    often sits beside the words that matched ("雇佣10名律师" for "how many lawyers"); but in the
+    same clause, as "一千名员工" does not count the members of the trust named after the comma."""
     if not _ASKS_FOR_COUNT.search(question):
         return False
     words = {t for t in terms if not _NUMBER.fullmatch(t)}  # "3.5" of "Claude 3.5" says nothing about what is counted
     return not any(
-        words.intersection(tokenize(sentence)) and _stated_quantities(sentence, question)
+        words.intersection(tokenize(clause)) and _stated_quantities(clause, question)
         for passage in passages[:best] for _, sentence in _numbered_sentences(passage)
+        for clause in _CLAUSE_BREAK.split(sentence)
     )
 
 
