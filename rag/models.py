@@ -165,7 +165,7 @@ class QueryPlan:
     terms: dict[str, float] = field(default_factory=dict)
     chinese_terms: list[str] = field(default_factory=list)  # glossary translations of an English question
     never_mentioned: list[str] = field(default_factory=list)  # names, or an off-topic question's words
-    missing_answer_type: str | None = None  # "date"/"year"/"money"/"age"/"name" asked for, absent from the best passages
+    missing_answer_type: str | None = None  # "date"/"year"/"when"/"money"/"age"/"name"/"count" asked for, absent from the best passages
     rewritten_by: str | None = None  # "llm" or "rule" when a follow-up was rewritten to stand alone
     translations: list[str] = field(default_factory=list)  # the LLM's query expansion, searched too
 

@@ -1,5 +1,5 @@
-"""Abstention signals: names, model versions, dates, amounts of money, ages and whole topics the
-interviews never mention."""
+"""Abstention signals: names, model versions, dates, amounts of money, ages, counts, titles and
+whole topics the interviews never mention."""
 
 from __future__ import annotations
 
@@ -26,6 +26,10 @@ from rag.speakers import default_speakers
         ("In 2 years, will models reach ASL-3?", []),
         ("阿莫迪怎么看规模化定律？", []),
         ("What did Dario say about Gemini 2.5?", ["Gemini"]),  # named once, not again with its version
+        # a model's name and a capitalised word they never put after it is a product they never mention
+        ("Claude Code 是什么时候推出的？", ["Claude Code"]),
+        ("What did Dario say about Claude Code?", ["Claude Code"]),
+        ("What does Dario say about Claude Opus?", []),  # a model the interviews name
         # a capitalised word next to a number is not a model version
         ("Give 3 examples of what Amanda says about character", []),
         ("Name 2 risks Dario worries about", []),
@@ -99,6 +103,12 @@ def test_an_off_topic_question_has_no_distinctive_word_of_the_interviews(pipelin
         ("克里斯今年多大了？", ["他很年轻的时候就开始做研究了。"], "age"),
         ("How old was he when he started?", ["He was 19 years old."], None),
         ("他几岁开始写代码？", ["他12岁就开始写代码了。"], None),
+        # when something came out: a date, a year or a month answers it
+        ("When did Amanda publish her blog post about failure?", ["She wrote a post about it."], "when"),
+        ("When was the interview published?", ["公开发表于2024年11月11日。"], None),
+        ("Claude 3 是什么时候发布的？", ["三月份，Claude 3 发布了。"], None),
+        ("Claude Code 是什么时候推出的？", ["我们并没有试图自己开发这样的IDE。"], "when"),
+        ("When did Dario first get into AI?", ["He worked on speech recognition."], None),  # not a release
     ],
 )
 def test_an_answer_type_asked_for_must_be_in_the_evidence(question, evidence, missing):
@@ -123,3 +133,28 @@ def test_a_name_asked_for_must_be_in_what_the_answer_would_quote(pipeline):
     assert "no name" in near_miss.text
     answered = pipeline.ask("What was the title of Dario's essay about how AI could make the world better?")
     assert not answered.abstained and answered.query.missing_answer_type is None
+
+
+def test_a_count_asked_for_must_be_stated_beside_the_question_words(pipeline):
+    """The interviews compare Sonnet 3.5 with Sonnet 3 and Opus 3 and never count its parameters:
+    version numbers, years and spans of time ("一两天") are no count. A count they give, in a
+    sentence of the passages that an answer would not quote ("雇佣10名律师"), is answered."""
+    near_miss = pipeline.ask("How many parameters does Claude 3.5 Sonnet have?")
+    assert near_miss.abstained and near_miss.query.missing_answer_type == "count"
+    assert "no number" in near_miss.text
+    for question in ("How many lawyers did Dario say a company might complain about having to hire because of regulation?",
+                     "Amanda 刚进 Anthropic 的时候公司才几个人？"):
+        answered = pipeline.ask(question)
+        assert not answered.abstained and answered.query.missing_answer_type is None, question
+    # in the clause that names what is counted: "一千名员工" counts no members of the trust, and
+    # a clause about Dario counts nothing the question asks about Dario
+    for question in ("长期利益信托里一共有几位成员？", "达里奥说的长期利益信托有几个人，都是谁？"):
+        near_miss = pipeline.ask(question)
+        assert near_miss.abstained and near_miss.query.missing_answer_type == "count", question
+
+
+def test_a_title_asked_for_must_be_quoted_as_a_title(pipeline):
+    """Amanda says where she studied and what her thesis was about, never its title: "Oxford" is
+    a name, not a title."""
+    near_miss = pipeline.ask("What's the actual title of Amanda's PhD dissertation?")
+    assert near_miss.abstained and near_miss.query.missing_answer_type == "name"

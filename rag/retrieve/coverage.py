@@ -6,10 +6,14 @@ look as good as for a real one. These checks look instead for what would have to
 corpus for an answer to exist:
 - names it never mentions: Peru, GPT-5, 中国, 珠穆朗玛峰;
 - model versions it never mentions: "Claude 3.7 Sonnet" (Claude 3.5 and Sonnet 3.5 are there,
-  3.7 is not);
+  3.7 is not), and products named after a model: "Claude Code";
 - a date, year, amount of money or age the question asks for and the best passages do not
-  contain: the interviews mention Claude 4, but the passages about it give no release day;
-- a name the question asks for ("what was it called?") that nothing an answer would quote gives;
+  contain: the interviews mention Claude 4, but the passages about it give no release day; and
+  no date, year or month for "when was it published?";
+- a name the question asks for ("what was it called?") that nothing an answer would quote gives,
+  and a title ("the title of her dissertation") that nothing it would quote gives as a title;
+- a count the question asks for ("how many parameters…", "几个人") that no clause of the best
+  passages about the question's words states;
 - a question with no distinctive word of the interviews at all, only words they never use (not
   even by meaning) and the commonest words of Chinese (红烧肉应该怎么做: 应该 and 做 say nothing,
   红烧肉 is nowhere).
@@ -38,6 +42,8 @@ from rag.text import CJK, has_cjk, sentences
 
 _NAME_OR_IDENTIFIER = re.compile(rf"[A-Za-z][A-Za-z0-9.'’-]*[A-Za-z0-9]|[{CJK}]+")
 # "Claude 3.7", "Sonnet 3.5", "3.5 Haiku": a capitalised name next to a short version number
+# "Claude Code", "Claude Max": a model name and a capitalised word, a product of its own
+_PRODUCT = re.compile(r"(?<![A-Za-z])([A-Z][A-Za-z]+)\s+([A-Z][a-z]+)(?![A-Za-z])")
 _VERSION = re.compile(r"(?<![A-Za-z])([A-Z][A-Za-z]+)\s*(\d{1,2}(?:\.\d)?)(?![\d.]*\d)|(?<![\d.])(\d{1,2}(?:\.\d)?)\s+([A-Z][A-Za-z]+)(?![A-Za-z])")
 
 _ASKS_FOR_DATE = re.compile(r"哪一?天|几月几[日号]|什么日期|哪个日期|\bwhat date\b|\bwhich day\b|\bon what day\b", re.I)
@@ -50,6 +56,12 @@ _DATE = re.compile(
     r"|\b\d{4}-\d{1,2}-\d{1,2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b", re.I
 )
 _YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)|[〇零一二三四五六七八九]{4}年|今年|明年|去年|\b(?:this|next|last) year\b", re.I)
+# when something came out ("When did Amanda publish her blog post…", "Claude Code 是什么时候推出的") is
+# answered by a date, a year or a month ("三月份，Claude 3 发布了")
+_ASKS_WHEN_RELEASED = re.compile(
+    r"\bwhen (?:did|was|were|will)\b[^?？]*?\b(?:publish|release|launch|announce|found|come out|came out)"
+    r"|(?:什么时候|何时|啥时候)(?:正式)?(?:发布|推出|发表|上线|成立|公布)", re.I)
+_WHEN = re.compile(rf"{_DATE.pattern}|{_YEAR.pattern}|[一二三四五六七八九十\d]{{1,2}}\s*月|\b(?:{_MONTHS})\b", re.I)
 # money is asked for by "how expensive", or by "how much" with a word that means money whatever
 # follows (not pay/spend/worth/invest: "pay attention", "spend time", "worth it", "invest effort"),
 # unless the question also names another measure ("the time cost of prompting")
@@ -68,10 +80,33 @@ _ASKS_FOR_NAME = re.compile(
 _TITLE_OR_QUOTATION = re.compile(r"《[^》]{1,30}》|“[^”]{1,30}”|\"[^\"]{1,30}\"")
 _CAPITALISED = re.compile(r"(?<![A-Za-z])[A-Z][A-Za-z0-9'’-]+")
 _SENTENCE_END = ".?!。？！…:：\"“”"
+# a title asked for is given as one: a quotation, or words in title case ("Machines of Loving Grace"),
+# not a lone capitalised word ("I did my masters at Oxford")
+_ASKS_FOR_TITLE = re.compile(r"\btitles?\b|标题|题目|书名", re.I)
+_TITLE_CASE = re.compile(r"(?<![A-Za-z])[A-Z][a-z]+(?:\s+(?:(?:of|the|and|for|in|on|a)\s+)?[A-Z][A-Za-z]+)+")
 _ASKS_FOR_AGE = re.compile(r"多大了|多大年纪|多大岁数|年纪多大|年龄多大|年龄是多少|几岁|多少岁|\bhow old\b|\bwhat age\b|\bat what age\b", re.I)
 _AGE = re.compile(
     rf"{_NUMERAL}+\s*岁|\byears? old\b|\b\d{{1,3}}-year-old\b|\bage(?:d| of)?\s+\d|"
     r"\bin (?:my|his|her|their) (?:early |mid-?|late )?(?:teens|twenties|thirties|forties|fifties)\b", re.I)
+
+# a count: "how many", or 几/多少 with the measure word of what is counted (几个人, 多少页); not
+# 这几年/前几天 ("these few years"); 多少钱/几岁 are money and age, and a score (多少分) is a percentage
+_COUNTERS = "个位名条种项次年天页人篇家层倍本场"
+_ASKS_FOR_COUNT = re.compile(rf"\bhow many\b|(?<![这那前近])几[{_COUNTERS}]|多少[{_COUNTERS}]", re.I)
+_NUMBER_WORD = ("two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|"
+                "hundreds?|thousands?|millions?|billions?|dozens?")
+# a stated count: a number (not inside an identifier, GPT-2 or CS153, nor a percentage: "50% on
+# SWE-bench" counts nothing), a number with a measure word, or a number word (十个人, 数百万个,
+# 两三页, "ten people"); 一 alone is the article of 一个
+_QUANTITY = re.compile(
+    rf"(?<![A-Za-z\d.-])\d[\d,]*(?:\.\d+)?(?![\d.]*[A-Za-z\d%-])|\d+\s*[万亿千百{_COUNTERS}]"
+    rf"|[两二三四五六七八九十百千万亿数][一二三四五六七八九十百千万亿]*\s*[{_COUNTERS}]|\b(?:{_NUMBER_WORD})\b", re.I)
+_NUMBER = re.compile(r"[\d.,]+")
+_CLAUSE_BREAK = re.compile(r"[，,；;：:—（）()]+")
+# a span of time ("一两天", "five years", "三个月") counts things only for a question about time ("干了几年")
+_TIME_UNIT = r"(?:个?(?:年|天|月|周|小时)|\s*(?:years?|days?|months?|weeks?|hours?)\b)"
+_TIME_SPAN = re.compile(rf"(?:\d+|[一两二三四五六七八九十百千几数]+|\b(?:{_NUMBER_WORD}|a few|several))\s*{_TIME_UNIT}", re.I)
+_ASKS_FOR_TIME_SPAN = re.compile(rf"(?<![这那前近])(?:几|多少){_TIME_UNIT}|\bhow many\s+{_TIME_UNIT}", re.I)
 
 
 @lru_cache(maxsize=1)
@@ -141,7 +176,8 @@ def unknown_names(question: str, index: CorpusIndex, speakers: SpeakerTable) -> 
             # AI-accelerated: only its capitalised parts are names
             if not all(words.known(part) for part in word.split("-") if part[:1].isupper()):
                 unknown.append(word)
-    unknown.extend(v for v in _unknown_versions(question, index) if not any(n in v for n in unknown))
+    unknown.extend(v for v in _unknown_versions(question, index) + _unknown_products(question, index)
+                   if not any(n in v for n in unknown))
     return unknown
 
 
@@ -213,6 +249,20 @@ def _unknown_versions(question: str, index: CorpusIndex) -> list[str]:
     return unknown
 
 
+def _unknown_products(question: str, index: CorpusIndex) -> list[str]:
+    """A model name followed by a capitalised word the corpus never puts after it: "Claude Code" is
+    a product the interviews never mention, though they use both words ("Claude Opus" is a model,
+    left to `_unknown_versions`)."""
+    unknown = []
+    for m in _PRODUCT.finditer(question):
+        name, product = m.group(1).lower(), m.group(2).lower()
+        if name not in model_families() or product in model_families():
+            continue
+        if not index.mentions(rf"(?<![a-z]){re.escape(name)}\s*{re.escape(product)}(?![a-z])"):
+            unknown.append(m.group(0))
+    return unknown
+
+
 def _asks_for_money(question: str) -> bool:
     if _ASKS_HOW_EXPENSIVE.search(question):
         return True
@@ -225,13 +275,14 @@ def _asks_for_money(question: str) -> bool:
 _ANSWER_TYPES: tuple[tuple[str, Callable[[str], object], re.Pattern[str]], ...] = (
     ("date", _ASKS_FOR_DATE.search, _DATE),
     ("year", _ASKS_FOR_YEAR.search, _YEAR),
+    ("when", _ASKS_WHEN_RELEASED.search, _WHEN),
     ("money", _asks_for_money, _MONEY),
     ("age", _ASKS_FOR_AGE.search, _AGE),
 )
 
 
 def missing_answer_type(question: str, evidence: Iterable[str]) -> str | None:
-    """The kind of answer ("date", "year", "money", "age") the question asks for when none of the
+    """The kind of answer ("date", "year", "when", "money", "age") the question asks for when none of the
     evidence texts contains one: "how much did training Claude 3 Opus cost" over passages that
     name no currency cannot be answered from them."""
     texts = list(evidence)
@@ -241,14 +292,17 @@ def missing_answer_type(question: str, evidence: Iterable[str]) -> str | None:
     return None
 
 
+def _numbered_sentences(passage: Passage) -> list[tuple[int, str]]:
+    """(paragraph number, sentence) of the text a reader is shown, sentence by sentence within
+    paragraphs: a quote never runs across a heading or list line."""
+    text = passage.shown_text or passage.chunk.text
+    return [(n, sentence) for n, para in enumerate(text.split("\n")) for sentence in sentences(para)] or [(0, text)]
+
+
 def best_quote(passage: Passage, terms: dict[str, float], max_chars: int = 220) -> tuple[str, float]:
     """The sentence(s) sharing most with the question, and that overlap: what an answer quotes
     from the passage, and so what the answerability check reads."""
-    text = passage.shown_text or passage.chunk.text
-    # sentence by sentence within paragraphs: a quote never runs across a heading or list line
-    numbered = [
-        (n, sentence) for n, para in enumerate(text.split("\n")) for sentence in sentences(para)
-    ] or [(0, text)]
+    numbered = _numbered_sentences(passage)
     scored = []
     for i, (_, sentence) in enumerate(numbered):
         tokens = set(tokenize(sentence))
@@ -276,15 +330,52 @@ def missing_name(question: str, passages: list[Passage], terms: dict[str, float]
     """The question asks what something is called, and what an answer would quote names nothing
     the question does not already name: no title, no short quotation, no capitalised word inside
     a sentence. "What name did Amanda give the bike that got stolen?" finds her saying she named
-    it, and no name; quoting that would cite a passage for a fact it does not state."""
+    it, and no name; quoting that would cite a passage for a fact it does not state. A title asked
+    for must look like one: "the title of Amanda's dissertation" is not "Oxford"."""
     if not _ASKS_FOR_NAME.search(question):
         return False
     asked = question.lower()
+    title = bool(_ASKS_FOR_TITLE.search(question))
     for quote in quoted_evidence(passages, terms):
         if any(m.group(0).lower() not in asked for m in _TITLE_OR_QUOTATION.finditer(quote)):
             return False
+        if title:
+            if any(m.group(0).lower() not in asked for m in _TITLE_CASE.finditer(quote)):
+                return False
+            continue
         for m in _CAPITALISED.finditer(quote):
             before = quote[: m.start()].rstrip()
             if before and before[-1] not in _SENTENCE_END and m.group(0).lower() not in asked:
                 return False
     return True
+
+
+def missing_count(question: str, passages: list[Passage], terms: dict[str, float], best: int = 3) -> bool:
+    """The question asks how many, and no clause of the `best` passages that shares a word with
+    it states a quantity the question does not already give. "How many parameters does Claude
+    3.5 Sonnet have?" finds Sonnet 3.5 compared with Sonnet 3 and Opus 3, and no count: the
+    version numbers and years around it are not one. Any clause, not just the quote: the count
+    often sits beside the words that matched ("雇佣10名律师" for "how many lawyers"); but in the
+    same clause, as "一千名员工" does not count the members of the trust named after the comma."""
+    if not _ASKS_FOR_COUNT.search(question):
+        return False
+    words = {t for t in terms if not _NUMBER.fullmatch(t)}  # "3.5" of "Claude 3.5" says nothing about what is counted
+    return not any(
+        words.intersection(tokenize(clause)) and _stated_quantities(clause, question)
+        for passage in passages[:best] for _, sentence in _numbered_sentences(passage)
+        for clause in _CLAUSE_BREAK.split(sentence)
+    )
+
+
+def _stated_quantities(sentence: str, question: str) -> list[str]:
+    """The quantities a sentence states, leaving out model versions, years, spans of time unless
+    the question asks for one, and numbers the question gives."""
+    plain = _YEAR.sub(" ", _VERSION.sub(_drop_model_version, sentence))
+    if not _ASKS_FOR_TIME_SPAN.search(question):
+        plain = _TIME_SPAN.sub(" ", plain)
+    return [m.group(0) for m in _QUANTITY.finditer(plain) if m.group(0).strip() not in question]
+
+
+def _drop_model_version(m: re.Match[str]) -> str:
+    """A `_VERSION` match blanked out when it is a model's ("Sonnet 3.5"), kept otherwise ("Part 2")."""
+    return " " if (m.group(1) or m.group(4)).lower() in model_families() else m.group(0)

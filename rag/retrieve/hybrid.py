@@ -31,6 +31,7 @@ from rag.models import NON_PERSON_SPEAKERS, Chunk, Passage, QueryPlan, SearchRes
 from rag.retrieve.coverage import (
     foreign_topic,
     missing_answer_type,
+    missing_count,
     missing_name,
     unknown_names,
 )
@@ -256,7 +257,16 @@ class HybridRetriever:
             question, (p.chunk.text + (p.chunk.parallel_text or "") for p in passages[:k]))
         if plan.missing_answer_type is None and missing_name(question, passages[:k], plan.terms):
             plan.missing_answer_type = "name"
+        counted = self._unnamed(question, plan.terms)
+        if plan.missing_answer_type is None and missing_count(question, passages[:k], counted):
+            plan.missing_answer_type = "count"
         return SearchResult(plan, passages[:k], self._confidence(best_dense, lexical_hits, plan))
+
+    def _unnamed(self, question: str, terms: dict[str, float]) -> dict[str, float]:
+        """The terms without the words of the people the question names: "达里奥说的那个信托有几个人"
+        counts the trust's members, and a sentence about Dario counting something else is no answer."""
+        named = {t for _, a, b in self.speakers.mentions(question) for t in tokenize(question[a:b])}
+        return {t: w for t, w in terms.items() if t not in named}
 
     def _lexical_hits(self, bm25, terms: dict[str, float], allowed: Callable[[Chunk], bool] | None) -> list[tuple[str, float]]:
         """The best `candidates` chunks of a BM25 index for these weighted terms."""
