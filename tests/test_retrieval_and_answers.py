@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+
 import pytest
 
 from rag.models import NON_PERSON_SPEAKERS
@@ -114,6 +117,18 @@ def test_results_are_diverse(pipeline):
     result = pipeline.search("scaling laws", k=5)
     assert len({p.chunk.id for p in result.passages}) == 5
     assert len({(p.chunk.source, p.chunk.turn_index) for p in result.passages}) >= 3
+
+
+def test_the_best_passage_lends_the_next_chunk_of_its_turn_a_share_but_not_the_lead(pipeline):
+    # Amanda's turn on the optimal rate of failure is cut in two chunks: the question matches the
+    # second best, and the line it asks about is in the first (the chunk before it)
+    question, quote = "Who thinks that not failing at all is itself a failure?", "因此，我认为不失败本身就是一种失败"
+    plain = copy.copy(pipeline.retriever)
+    plain.tuning = dataclasses.replace(plain.tuning, continuation_weight=0.0)
+    without, with_ = plain.search(question, k=5), pipeline.search(question, k=5)
+    assert not any(_covers(p, SOURCE_000, quote) for p in without.passages)
+    assert any(_covers(p, SOURCE_000, quote) for p in with_.passages[1:])
+    assert with_.passages[0].chunk.id == without.passages[0].chunk.id
 
 
 def test_neighbour_window_gives_the_question_before_an_answer(pipeline):

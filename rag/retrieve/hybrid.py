@@ -69,6 +69,8 @@ class Tuning:
     common_in_chinese_df: int = 5  # an English word this frequent in the Chinese files needs no translation
     speaker_boost: float = 0.02  # added to the fused score of the named person's own words
     subject_boost: float = 0.01  # … and of summaries about them
+    # the chunks before and after the best chunk in its own turn gain this share of its score (never passing it)
+    continuation_weight: float = 0.15
     mmr_lambda: float = 0.8
     mmr_pool: int = 30
 
@@ -233,6 +235,7 @@ class HybridRetriever:
         if plan.speaker and not plan.speaker_filter:
             for chunk_id in fused:
                 fused[chunk_id] += self._speaker_bonus(chunks[chunk_id], plan.speaker)
+        self._continue_best(fused, allowed)
 
         dense_score = dict(dense)
         lexical_score = dict(lexical_hits)
@@ -261,6 +264,29 @@ class HybridRetriever:
         if plan.missing_answer_type is None and missing_count(question, passages[:k], counted):
             plan.missing_answer_type = "count"
         return SearchResult(plan, passages[:k], self._confidence(best_dense, lexical_hits, plan))
+
+    def _continue_best(self, fused: dict[str, float], allowed: Callable[[Chunk], bool] | None) -> None:
+        """Lift the chunks before and after the best fused chunk in its own turn, but never above it.
+
+        A long answer is cut into chunks, and a question often matches one of them best while
+        the words that answer it are in the next or the previous chunk of that turn, sharing
+        little with the question. Only the best chunk spreads, and what it lifts stays below it:
+        spreading from more of the top let the chunks of one long turn lift each other over other
+        answers, and an uncapped share put a neighbour above a right first passage (measured on the
+        readable sets). The host's question before an answer needs no such lift: each chunk of
+        the answer is embedded with it (`Chunk.context`).
+        """
+        if not fused or not self.tuning.continuation_weight:
+            return
+        best = max(fused, key=fused.get)
+        top = fused[best]
+        chunk = self.index.chunks[best]
+        turn = self.index.by_turn.get((chunk.source_path, chunk.turn_index), [chunk])
+        at = next(i for i, c in enumerate(turn) if c.id == best)
+        for other in turn[max(0, at - 1) : at] + turn[at + 1 : at + 2]:
+            own = fused.get(other.id, 0.0)
+            if own < top and (allowed is None or allowed(other)):
+                fused[other.id] = min(own + self.tuning.continuation_weight * top, float(np.nextafter(top, 0.0)))
 
     def _unnamed(self, question: str, terms: dict[str, float]) -> dict[str, float]:
         """The terms without the words of the people the question names: "达里奥说的那个信托有几个人"
