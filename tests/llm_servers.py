@@ -55,7 +55,7 @@ class LlamaServer:
     def start(self, timeout: float = 120) -> "LlamaServer":
         self.process = subprocess.Popen(
             [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--host", "127.0.0.1",
-             "--port", str(self.port), "--n_ctx", "4096", "--n_threads", "2"],
+             "--port", str(self.port), "--n_ctx", "4096", "--n_threads", "1"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
