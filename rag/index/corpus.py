@@ -244,10 +244,11 @@ class CorpusIndex:
         return re.search(pattern, self._plain_text) is not None
 
     def refresh(self) -> None:
-        """Forget cached views after the loaded version changed; the lexical index rebuilds on next use."""
-        for name in ("snapshot", "chunks", "sources", "_bm25", "monolingual_vocabulary", "by_turn", "_row",
-                     "_plain_text"):
-            self.__dict__.pop(name, None)
+        """Forget every cached view after the loaded version changed (each rebuilds on next use);
+        found by type, so a view added later cannot be left stale."""
+        for name, attribute in vars(type(self)).items():
+            if isinstance(attribute, shared_cached_property):
+                self.__dict__.pop(name, None)
 
     @shared_cached_property
     def by_turn(self) -> dict[tuple[str, int], list[Chunk]]:

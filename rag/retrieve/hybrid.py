@@ -260,8 +260,7 @@ class HybridRetriever:
             question, (p.chunk.text + (p.chunk.parallel_text or "") for p in passages[:k]))
         if plan.missing_answer_type is None and missing_name(question, passages[:k], plan.terms):
             plan.missing_answer_type = "name"
-        counted = self._unnamed(question, plan.terms)
-        if plan.missing_answer_type is None and missing_count(question, passages[:k], counted):
+        if plan.missing_answer_type is None and missing_count(question, passages[:k], self._unnamed(question, plan.terms)):
             plan.missing_answer_type = "count"
         return SearchResult(plan, passages[:k], self._confidence(best_dense, lexical_hits, plan))
 
