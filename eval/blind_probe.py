@@ -1,9 +1,9 @@
 """Abstention on questions written blind to the abstention rules: `python -m eval.blind_probe`.
 
 The 13 unanswerable questions of `questions.jsonl` were read while `rag/retrieve/coverage.py` was
-written, so they flatter it. `blind_probes/` holds 106 unanswerable questions and 284
-answerable ones, written in seven batches by helpers who never saw the rules (eval/README.md
-says what each batch is and when it was read); batches 6 and 7 are split into a dev half and a
+written, so they flatter it. `blind_probes/` holds 126 unanswerable questions and 364
+answerable ones, written in eight batches by helpers who never saw the rules (eval/README.md
+says what each batch is and when it was read); batches 6 to 8 are split into a dev half and a
 test half that is only ever counted. Each answerable probe also measures retrieval (hit@5 on its
 evidence). Re-run this after touching retrieval or abstention; it uses the index `Settings`
 points at (RAG_DATA_DIR), indexing the bundled interviews first if it is empty.
@@ -41,7 +41,7 @@ def evidence_hit(probe: dict, passages) -> bool:
 
 
 def _group(probe: dict) -> str:
-    """Batches 6 and 7 are split into a dev half (may be read) and a test half (only counted)."""
+    """Batches 6 to 8 are split into a dev half (may be read) and a test half (only counted)."""
     batch = probe.get("batch", 1)
     return f"batch {batch}" + (f" {probe['split']}" if "split" in probe else "")
 
