@@ -1,12 +1,15 @@
 """Abstention signals: names, model versions, dates, amounts of money, ages, counts, titles and
-whole topics the interviews never mention."""
+whole topics the interviews never mention; and what an answer quotes, which those signals read."""
 
 from __future__ import annotations
 
 import pytest
 
-from rag.retrieve.coverage import foreign_topic, missing_answer_type, unknown_names
+from rag.lexicon import tokenize
+from rag.models import Chunk, Passage
+from rag.retrieve.coverage import best_quote, foreign_topic, missing_answer_type, unknown_names
 from rag.speakers import default_speakers
+from rag.text import has_cjk
 
 
 @pytest.mark.parametrize(
@@ -158,3 +161,18 @@ def test_a_title_asked_for_must_be_quoted_as_a_title(pipeline):
     a name, not a title."""
     near_miss = pipeline.ask("What's the actual title of Amanda's PhD dissertation?")
     assert near_miss.abstained and near_miss.query.missing_answer_type == "name"
+
+
+@pytest.mark.parametrize("text, quoted", [
+    ("机械可解释性：深入神经网络的内部\n如何理解这些系统？这就是机械可解释性研究要解决的核心问题。",
+     "这就是机械可解释性研究要解决的核心问题。"),
+    ("Interpretability: inside the network\nInterpretability is reverse engineering the weights into algorithms.",
+     "Interpretability is reverse engineering the weights into algorithms."),
+], ids=["zh", "en"])
+def test_an_answer_quotes_a_statement_not_the_heading_above_it(text, quoted):
+    """A heading shares the question's words and states nothing; the sentence under it is quoted."""
+    chunk = Chunk(id="c1", source="x.txt", title="Test", speaker="Editorial", subject="Chris Olah",
+                  language="zh" if has_cjk(text) else "en", section=None, text=text, char_start=0,
+                  char_end=len(text), turn_index=0)
+    terms = {token: 1.0 for token in tokenize("机械可解释性 interpretability")}
+    assert best_quote(Passage(chunk, 1.0, 1, shown_text=text), terms)[0] == quoted

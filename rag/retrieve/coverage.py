@@ -22,6 +22,7 @@ corpus for an answer to exist:
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 
@@ -292,6 +293,10 @@ def missing_answer_type(question: str, evidence: Iterable[str]) -> str | None:
     return None
 
 
+# how a sentence that states something ends (a heading or a list line ends otherwise)
+_STATED = tuple(".!。！…\"”’'）)")
+
+
 def _numbered_sentences(passage: Passage) -> list[tuple[int, str]]:
     """(paragraph number, sentence) of the text a reader is shown, sentence by sentence within
     paragraphs: a quote never runs across a heading or list line."""
@@ -303,17 +308,21 @@ def best_quote(passage: Passage, terms: dict[str, float], max_chars: int = 220) 
     """The sentence(s) sharing most with the question, and that overlap: what an answer quotes
     from the passage, and so what the answerability check reads."""
     numbered = _numbered_sentences(passage)
+    short = 40 if passage.chunk.language == "zh" else 90
+    sentences_in = Counter(paragraph for paragraph, _ in numbered)
     scored = []
-    for i, (_, sentence) in enumerate(numbered):
+    for i, (paragraph, sentence) in enumerate(numbered):
         tokens = set(tokenize(sentence))
         overlap = sum(w for t, w in terms.items() if t in tokens)
-        question_penalty = 0.5 if sentence.rstrip().endswith(("?", "？")) else 0.0
-        scored.append((overlap - question_penalty - 0.01 * i, overlap, i))
+        # a question, a heading or a timeline entry ("机械可解释性：深入神经网络的内部",
+        # "1:17:52 - Chris Olah - 机械可解释性") shares the question's words and states nothing
+        heading = sentences_in[paragraph] == 1 and len(sentence) < short and not sentence.rstrip().endswith(_STATED)
+        unstated_penalty = 0.5 if sentence.rstrip().endswith(("?", "？")) or heading else 0.0
+        scored.append((overlap - unstated_penalty - 0.01 * i, overlap, i))
     _, overlap, best = max(scored)
     paragraph, quote = numbered[best]
     # a very short sentence says little alone: carry on into the next one of its paragraph
-    if (best + 1 < len(numbered) and numbered[best + 1][0] == paragraph
-            and len(quote) < (40 if passage.chunk.language == "zh" else 90)):
+    if best + 1 < len(numbered) and numbered[best + 1][0] == paragraph and len(quote) < short:
         gap = "" if passage.chunk.language == "zh" and passage.shown_text == passage.chunk.text else " "
         quote += gap + numbered[best + 1][1]
     if len(quote) > max_chars:
