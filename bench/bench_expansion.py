@@ -9,12 +9,12 @@ asks every question twice through the real pipeline:
 Answers are written by quotes in both runs (an LLM answer would cost minutes per question on a
 CPU and does not change retrieval), so "refused" is the pipeline's abstention before answering.
 
-Sets: the fresh blind batches, 6 and 7 (dev and test halves: hit@5 on the answerable ones,
+Sets: the fresh blind batches, 6 to 8 (dev and test halves: hit@5 on the answerable ones,
 refusals on both kinds), and the own eval set (`eval/questions.jsonl`, hit@5 on its answerable
 questions). A test half is counted, never printed.
 
     python bench/bench_expansion.py --base-url http://127.0.0.1:8714/v1 [--sets blind-dev,blind-test,own]
-        [--batches 6,7] [--every N] [--timeout 300] [--no-check | --no-expansion] [--label NAME]
+        [--batches 6,7,8] [--every N] [--timeout 300] [--no-check | --no-expansion] [--label NAME]
 
 Writes bench/results/expansion-<label>.json and prints a table. Needs a built index (RAG_DATA_DIR).
 """
@@ -110,7 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-url", required=True, help="OpenAI-compatible server, e.g. http://127.0.0.1:8714/v1")
     parser.add_argument("--sets", default="blind-dev,blind-test,own")
-    parser.add_argument("--batches", default="6,7", help="the blind batches whose halves blind-dev/blind-test take")
+    parser.add_argument("--batches", default="6,7,8", help="the blind batches whose halves blind-dev/blind-test take")
     parser.add_argument("--every", type=int, default=1, help="every N-th answerable question of each set (a fixed sample)")
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="expansion and check timeout, s (generous: a slow CPU measures the model, not the timeout)")
