@@ -163,16 +163,22 @@ def test_a_title_asked_for_must_be_quoted_as_a_title(pipeline):
     assert near_miss.abstained and near_miss.query.missing_answer_type == "name"
 
 
-@pytest.mark.parametrize("text, quoted", [
-    ("机械可解释性：深入神经网络的内部\n如何理解这些系统？这就是机械可解释性研究要解决的核心问题。",
+@pytest.mark.parametrize("text, weight, quoted", [
+    ("机械可解释性：深入神经网络的内部\n如何理解这些系统？这就是机械可解释性研究要解决的核心问题。", 1.0,
      "这就是机械可解释性研究要解决的核心问题。"),
-    ("Interpretability: inside the network\nInterpretability is reverse engineering the weights into algorithms.",
+    ("Interpretability: inside the network\nInterpretability is reverse engineering the weights into algorithms.", 1.0,
      "Interpretability is reverse engineering the weights into algorithms."),
-], ids=["zh", "en"])
-def test_an_answer_quotes_a_statement_not_the_heading_above_it(text, quoted):
+    # a timeline line is a heading too
+    ("1:17:52 - Chris Olah - 机械可解释性\n他认为机械可解释性就是对权重做逆向工程。", 1.0, "他认为机械可解释性就是对权重做逆向工程。"),
+    # a short statement alone in its paragraph is no heading
+    ("机械可解释性很重要。\n神经网络是培育出来的，机械可解释性研究它们。", 1.0, "机械可解释性很重要。"),
+    # a heading that alone matches (a weak English glossary term) is still quoted over a sentence that does not
+    ("机械可解释性：深入神经网络的内部\n神经网络是培育出来的，而不是编写出来的。", 0.35, "机械可解释性：深入神经网络的内部"),
+], ids=["zh", "en", "timeline", "statement", "only-the-heading-matches"])
+def test_an_answer_quotes_a_statement_not_the_heading_above_it(text, weight, quoted):
     """A heading shares the question's words and states nothing; the sentence under it is quoted."""
     chunk = Chunk(id="c1", source="x.txt", title="Test", speaker="Editorial", subject="Chris Olah",
                   language="zh" if has_cjk(text) else "en", section=None, text=text, char_start=0,
                   char_end=len(text), turn_index=0)
-    terms = {token: 1.0 for token in tokenize("机械可解释性 interpretability")}
+    terms = {token: weight for token in tokenize("机械可解释性 interpretability")}
     assert best_quote(Passage(chunk, 1.0, 1, shown_text=text), terms)[0] == quoted

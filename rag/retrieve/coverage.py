@@ -314,11 +314,11 @@ def best_quote(passage: Passage, terms: dict[str, float], max_chars: int = 220) 
     for i, (paragraph, sentence) in enumerate(numbered):
         tokens = set(tokenize(sentence))
         overlap = sum(w for t, w in terms.items() if t in tokens)
-        # a question, a heading or a timeline entry ("机械可解释性：深入神经网络的内部",
-        # "1:17:52 - Chris Olah - 机械可解释性") shares the question's words and states nothing
+        question_penalty = 0.5 if sentence.rstrip().endswith(("?", "？")) else 0.0
+        # a heading or a timeline entry ("机械可解释性：深入神经网络的内部") shares the question's
+        # words and states nothing: its words count half, so a sentence that also matches wins
         heading = sentences_in[paragraph] == 1 and len(sentence) < short and not sentence.rstrip().endswith(_STATED)
-        unstated_penalty = 0.5 if sentence.rstrip().endswith(("?", "？")) or heading else 0.0
-        scored.append((overlap - unstated_penalty - 0.01 * i, overlap, i))
+        scored.append(((overlap / 2 if heading else overlap) - question_penalty - 0.01 * i, overlap, i))
     _, overlap, best = max(scored)
     paragraph, quote = numbered[best]
     # a very short sentence says little alone: carry on into the next one of its paragraph
