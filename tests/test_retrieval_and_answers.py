@@ -153,6 +153,19 @@ def test_every_citation_points_at_a_retrieved_passage_and_every_line_cites(pipel
             assert quote[:30] in answer.citations[n - 1].passage.shown_text
 
 
+def test_a_filler_reply_is_not_quoted_as_the_answer(pipeline):
+    """"哦，好问题。" and "Yeah, perfect." are embedded with the question they answer, so they can
+    rank first; quoting them answers nothing. They stay among the passages; the answer quotes
+    what says something."""
+    for question, filler in (("What does Amanda Askell think makes humans special?", "哦，好问题。"),
+                             ("What's the name of the instructor who hosted the CS153 office hours with Amanda?",
+                              "Yeah, perfect.")):
+        answer = pipeline.ask(question)
+        assert not answer.abstained and answer.citations, question
+        assert any(p.shown_text.strip() == filler for p in answer.passages[:3]), question
+        assert filler not in answer.text, question
+
+
 def test_english_answer_prefers_the_english_original_where_it_exists(pipeline):
     answer = pipeline.ask("What did Amanda Askell say about the Department of Good Judgment?")
     bilingual = [c for c in answer.citations if c.passage.chunk.parallel_text]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from rag.ingest.chunking import count_tokens
+from rag.lexicon import tokenize
 from rag.llm.backends import ChatBackend, Messages
 from rag.models import EDITORIAL, NARRATOR, Passage, QueryPlan, SearchResult
 from rag.prompts import LANGUAGE_NAMES, load_phrases, load_prompt
@@ -40,6 +41,9 @@ class Answerer(Protocol):
 
 
 _INTERVIEWERS = {"Lex Fridman", "Host"}
+_SAYS_SOMETHING = 3  # content words (stopwords aside) a quote needs to be quoted for its meaning alone
+
+
 class ExtractiveAnswerer:
     name = "extractive"
     model = None
@@ -70,18 +74,19 @@ class ExtractiveAnswerer:
     def _pick(self, result: SearchResult) -> list[tuple[Passage, str]]:
         """The passages worth quoting and the sentence(s) to quote from each.
 
-        Only the best-ranked passage may be quoted on meaning alone; the others must share a
-        word with the question. A question about a guest is answered by the guest's own words (or
-        summaries of them) first, other guests next, the interviewer's questions last; a "who
-        said" question may be answered by anyone, the interviewer included.
+        Only the best-ranked passage may be quoted on meaning alone, and only if it says something
+        ("Mhm.", "是的。", "谢谢你的谈话。" rank high through the question they are embedded with);
+        the others must share a word with the question. A question about a guest is answered by
+        the guest's own words (or summaries of them) first, other guests next, the interviewer's
+        questions last; a "who said" question may be answered by anyone, the interviewer included.
         """
         plan = result.plan
         about_guest = plan.speaker is not None and plan.speaker not in _INTERVIEWERS
-        quotable = []
-        for passage in result.passages:
-            quote, overlap = best_quote(passage, plan.terms, self.max_quote_chars)
-            if overlap > 0 or passage is result.passages[0]:
-                quotable.append((passage, quote))
+        quotes = [(passage, *best_quote(passage, plan.terms, self.max_quote_chars)) for passage in result.passages]
+        quotable = [(passage, quote) for passage, quote, overlap in quotes if overlap > 0 or (
+            passage is result.passages[0] and len(tokenize(quote)) >= _SAYS_SOMETHING)]
+        if not quotable and quotes:  # nothing better: the best passage, whatever it says
+            quotable = [quotes[0][:2]]
 
         def order(pick: tuple[Passage, str]) -> tuple[int, int]:
             passage = pick[0]
