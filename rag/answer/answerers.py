@@ -86,7 +86,8 @@ class ExtractiveAnswerer:
         quotable = [(passage, quote) for passage, quote, overlap in quotes if overlap > 0 or (
             passage is result.passages[0] and len(tokenize(quote)) >= _SAYS_SOMETHING)]
         if not quotable and quotes:  # nothing better: the best passage, whatever it says
-            quotable = [quotes[0][:2]]
+            best, quote, _ = quotes[0]
+            quotable = [(best, quote)]
 
         def order(pick: tuple[Passage, str]) -> tuple[int, int]:
             passage = pick[0]

@@ -294,7 +294,7 @@ def missing_answer_type(question: str, evidence: Iterable[str]) -> str | None:
 
 
 # how a sentence that states something ends (a heading or a list line ends otherwise)
-_STATED = tuple(".!。！…\"”’'）)")
+_STATED = frozenset(".!。！…\"”’'）)")
 
 
 def _numbered_sentences(passage: Passage) -> list[tuple[int, str]]:
@@ -314,10 +314,11 @@ def best_quote(passage: Passage, terms: dict[str, float], max_chars: int = 220) 
     for i, (paragraph, sentence) in enumerate(numbered):
         tokens = set(tokenize(sentence))
         overlap = sum(w for t, w in terms.items() if t in tokens)
-        question_penalty = 0.5 if sentence.rstrip().endswith(("?", "？")) else 0.0
+        ending = sentence.rstrip()[-1:]
+        question_penalty = 0.5 if ending in ("?", "？") else 0.0
         # a heading or a timeline entry ("机械可解释性：深入神经网络的内部") shares the question's
         # words and states nothing: its words count half, so a sentence that also matches wins
-        heading = sentences_in[paragraph] == 1 and len(sentence) < short and not sentence.rstrip().endswith(_STATED)
+        heading = sentences_in[paragraph] == 1 and len(sentence) < short and ending not in _STATED
         scored.append(((overlap / 2 if heading else overlap) - question_penalty - 0.01 * i, overlap, i))
     _, overlap, best = max(scored)
     paragraph, quote = numbered[best]
